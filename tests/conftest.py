@@ -1,0 +1,128 @@
+"""Shared fixtures: an isolated cache per test, tiny models built once, a local HTTP server.
+
+No test touches the network or the user's caches: TR2M_HOME and HF_HOME point into a temporary
+folder and HF_HUB_OFFLINE is set, so anything that would reach a hub fails loudly instead.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("TR2M_HOME", str(home / "tr2m"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("TR2M_OFFLINE", raising=False)
+    monkeypatch.delenv("TR2M_REGISTRY", raising=False)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory):
+    """Tiny DINOv2, CLIP (text + vision, as the real repository) and Depth Anything folders."""
+    from tr2m_cli.testing import save_tiny_encoders
+
+    return save_tiny_encoders(tmp_path_factory.mktemp("encoders"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from tr2m_cli.testing import make_tiny_model_folder
+
+    return make_tiny_model_folder(tmp_path_factory.mktemp("tiny-model") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from tr2m_cli import load_model
+
+    return load_model(tiny_model_dir, device="cpu", precision="fp32")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """Real RGB-D files in their native formats (read-only material beside the checkout)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present beside this checkout")
+    return SHARED_DATA
+
+
+@dataclass
+class FileServer:
+    """A small HTTP server on 127.0.0.1 serving in-memory files, with Range support and a switch
+    to drop the connection part-way (to test resuming)."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    drop_after: int | None = None  # bytes sent before the connection is cut, once
+    honour_range: bool = True
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+    port: int = 0
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+
+@pytest.fixture
+def file_server():
+    state = FileServer()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            name = self.path.lstrip("/")
+            header = self.headers.get("Range")
+            state.requests.append((name, header))
+            if name not in state.files:
+                self.send_error(404, "Not Found")
+                return
+            data = state.files[name]
+            start = 0
+            if header and state.honour_range and header.startswith("bytes="):
+                start = int(header[len("bytes=") :].split("-")[0])
+                if start >= len(data):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            else:
+                self.send_response(200)
+            body = data[start:]
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+            if state.drop_after is not None:
+                cut, state.drop_after = state.drop_after, None
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

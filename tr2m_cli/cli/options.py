@@ -1,0 +1,32 @@
+"""Options shared by several commands, declared once so they read the same everywhere."""
+
+from __future__ import annotations
+
+import click
+
+model_option = click.option(
+    "--model",
+    "model",
+    default="tr2m-official",
+    show_default=True,
+    metavar="NAME|DIR",
+    help="Registry name (see `tr2m weights list`) or model folder.",
+)
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    metavar="auto|cuda|cuda:N|mps|cpu",
+    help="Where to run; auto prefers CUDA, then MPS, then the CPU.",
+)
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 on GPUs that support it, else fp16 on CUDA, fp32 on CPU.",
+)
+batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images per forward pass."
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars; errors still go to stderr.")

@@ -1,0 +1,28 @@
+"""Exceptions meant for users.
+
+Every failure a user can cause (a bad file, a missing model, an odd dataset layout) raises one of
+these with a message that names the file and the problem in one line. The CLI catches them once
+and prints the message; library users catch them like any other exception.
+"""
+
+from __future__ import annotations
+
+
+class Tr2mError(Exception):
+    """Base of every error whose message is written for a user."""
+
+
+class InputError(Tr2mError):
+    """An input image, caption or argument that cannot be used."""
+
+
+class WeightsError(Tr2mError):
+    """A model, checkpoint or encoder that cannot be found, downloaded or loaded."""
+
+
+class DatasetError(Tr2mError):
+    """A dataset root that is missing or not laid out as expected."""
+
+
+class OutputError(Tr2mError):
+    """An output location that cannot be written."""

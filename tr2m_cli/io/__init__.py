@@ -1,0 +1,1 @@
+"""Readers and writers: images, captions, depth files, previews, point clouds, manifests."""

@@ -1,0 +1,155 @@
+"""A model is a folder: `tr2m.json` (what to build) plus `head.safetensors` (the trained head).
+
+    my-model/
+      tr2m.json          encoders (ids, or paths relative to this folder), head sizes,
+                         coefficients, units, provenance
+      head.safetensors   the head's weights, our key names, sizes also in its metadata
+
+Encoders may live inside the folder (e.g. `encoders/dinov2/` as written by `save_pretrained`),
+which makes a folder that works on a machine with no network at all.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import WeightsError
+from ..io.atomic import atomic_path, write_json
+from ..model.config import PATCH_SIZE, UNIT_TO_METRES, EncoderSources, HeadConfig, ModelSpec
+
+CONFIG_NAME = "tr2m.json"
+HEAD_NAME = "head.safetensors"
+FORMAT = "tr2m-model"
+FORMAT_VERSION = 1
+
+
+def is_model_folder(path: str | Path) -> bool:
+    return (Path(path) / CONFIG_NAME).is_file()
+
+
+def spec_to_json(spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": spec.name,
+        "units": spec.units,
+        "head": {"weights": spec.head_weights, **spec.head.to_dict()},
+        "encoders": asdict(spec.encoders),
+        "input": {"token_budget": spec.token_budget, "patch_size": PATCH_SIZE},
+        "domain_units": dict(spec.domain_units),
+        "provenance": dict(spec.provenance),
+    }
+
+
+def read_model_folder(path: str | Path) -> ModelSpec:
+    path = Path(path)
+    config_path = path / CONFIG_NAME
+    if not config_path.is_file():
+        raise WeightsError(
+            f"{path}: not a tr2m model folder (no {CONFIG_NAME}); make one with "
+            f"`tr2m weights import HEAD_FILE --out {path}`"
+        )
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{config_path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise WeightsError(f"{config_path}: not a tr2m model config (\"format\" must be \"{FORMAT}\")")
+    if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        raise WeightsError(f"{config_path}: written by a newer tr2m (format {data['format_version']}); upgrade tr2m")
+    try:
+        head = dict(data["head"])
+        weights = head.pop("weights", HEAD_NAME)
+        units = data.get("units", "metres")
+        domain_units = dict(data.get("domain_units") or {})
+        for unit in [units, *domain_units.values()]:
+            if unit not in UNIT_TO_METRES:
+                raise ValueError(f"unknown unit '{unit}' (known: {', '.join(UNIT_TO_METRES)})")
+        return ModelSpec(
+            name=str(data.get("name") or path.name),
+            head=HeadConfig.from_dict(head),
+            encoders=EncoderSources(**data["encoders"]),
+            head_weights=weights,
+            token_budget=int(data.get("input", {}).get("token_budget", ModelSpec.token_budget)),
+            units=units,
+            domain_units=domain_units,
+            provenance=data.get("provenance") or {},
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{config_path}: malformed model config: {exc}") from None
+
+
+def _encoder_reference(source: str | Path, out: Path) -> str:
+    """Folders inside the model folder are stored relative to it (the folder can move); other
+    folders as absolute paths; anything else is a Hugging Face id and stored as given."""
+    candidate = Path(source).expanduser()
+    if candidate.is_dir():
+        resolved = candidate.resolve()
+        try:
+            return resolved.relative_to(out.resolve()).as_posix()
+        except ValueError:
+            return str(resolved)
+    return str(source)
+
+
+def import_head(
+    head_file: str | Path,
+    out: str | Path,
+    *,
+    image_encoder: str | Path | None = None,
+    text_encoder: str | Path | None = None,
+    depth_model: str | Path | None = None,
+    name: str | None = None,
+    attention_heads: int = 8,
+    token_budget: int | None = None,
+    domain_units: Mapping[str, str] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Turn a head file (the authors' release, a reference training checkpoint, or ours) into a
+    model folder. Head sizes are read from the file; encoders default to the official ids."""
+    from ..model.checkpoint import head_from_state, infer_head_config, read_head_file, save_head
+    from .download import sha256_of
+
+    head_file, out = Path(head_file), Path(out)
+    if out.exists() and not out.is_dir():
+        raise WeightsError(f"{out}: exists and is not a folder")
+    if is_model_folder(out) and not overwrite:
+        raise WeightsError(f"{out}: already holds a model (use --force to replace it)")
+    state, recorded = read_head_file(head_file)
+    config = recorded or infer_head_config(state, attention_heads=attention_heads, source=head_file)
+    head = head_from_state(state, config, head_file)  # strict: every key and shape checked
+    defaults = EncoderSources()
+    out.mkdir(parents=True, exist_ok=True)
+    spec = ModelSpec(
+        name=name or out.name,
+        head=config,
+        encoders=EncoderSources(
+            image=_encoder_reference(image_encoder or defaults.image, out),
+            text=_encoder_reference(text_encoder or defaults.text, out),
+            relative_depth=_encoder_reference(depth_model or defaults.relative_depth, out),
+        ),
+        token_budget=token_budget or ModelSpec.token_budget,
+        domain_units=dict(domain_units or {}),
+        provenance={
+            "head_file": head_file.name,
+            "head_file_sha256": sha256_of(head_file),
+            "imported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "tr2m_version": _version(),
+            **dict(provenance or {}),
+        },
+    )
+    with atomic_path(out / HEAD_NAME) as temp:
+        save_head(head, temp)
+    write_json(out / CONFIG_NAME, spec_to_json(spec))
+    return out
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

@@ -1,0 +1,125 @@
+"""From what a user types after `--model` to a model folder on disk.
+
+`--model` takes a model folder (anything with a tr2m.json) or a registry name. A registry name
+resolves to `<cache>/models/<name>/`; when that is missing, its head is downloaded and imported,
+unless the user is offline, in which case one line says what is missing and how to get it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.parse
+from pathlib import Path
+
+from ..errors import WeightsError
+from ..model.encoders import is_offline, resolve_source
+from .cache import downloads_root, models_root
+from .download import download_file
+from .folder import import_head, is_model_folder, read_model_folder
+from .registry import ModelEntry, load_registry
+
+DEFAULT_MODEL = "tr2m-official"
+# Only what transformers needs to build the encoders: no TensorFlow/Flax/ONNX copies of the weights.
+ENCODER_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
+
+
+def cached_model_folder(name: str) -> Path:
+    return models_root() / name
+
+
+def _offline_message(entry: ModelEntry, folder: Path) -> str:
+    return (
+        f"model '{entry.name}' is not in the cache ({folder}) and downloads are off "
+        f"(HF_HUB_OFFLINE/TR2M_OFFLINE): run `tr2m weights download {entry.name}` on a connected "
+        f"machine and copy {folder.parent} (set TR2M_HOME to where you put it) and the Hugging Face "
+        f"cache (HF_HOME), or pass --model DIR with a model folder"
+    )
+
+
+def resolve_model(model: str | Path = DEFAULT_MODEL, *, download: bool = True, progress: bool = True) -> Path:
+    """Return the model folder for a folder path or a registry name, downloading if allowed."""
+    path = Path(str(model)).expanduser()
+    if path.is_dir():
+        if not is_model_folder(path):
+            read_model_folder(path)  # raises the "not a model folder" error
+        return path
+    if path.is_file():
+        raise WeightsError(
+            f"{path}: is a file; --model takes a model folder or a registry name. Turn a head file "
+            f"into a model folder with `tr2m weights import {path} --out DIR`"
+        )
+    entry = load_registry().model(str(model))
+    folder = cached_model_folder(entry.name)
+    if is_model_folder(folder):
+        return folder
+    if not download or is_offline():
+        raise WeightsError(_offline_message(entry, folder))
+    return download_model(entry.name, encoders=False, progress=progress)
+
+
+def download_model(name: str, *, encoders: bool = True, progress: bool = True, force: bool = False) -> Path:
+    """Fetch a registry model's head into the cache and make it a model folder; with `encoders`,
+    also fetch its three encoders into the Hugging Face cache so later runs can be offline."""
+    entry = load_registry().model(name)
+    folder = cached_model_folder(entry.name)
+    if force or not is_model_folder(folder):
+        if is_offline():
+            raise WeightsError(_offline_message(entry, folder))
+        file_name = Path(urllib.parse.urlparse(entry.head_url).path).name or "head.pth"
+        downloaded = download_file(
+            entry.head_url, downloads_root() / entry.name / file_name, sha256=entry.head_sha256, progress=progress
+        )
+        staging = folder.with_name(f".{folder.name}.importing")
+        shutil.rmtree(staging, ignore_errors=True)
+        import_head(
+            downloaded,
+            staging,
+            image_encoder=entry.image_encoder,
+            text_encoder=entry.text_encoder,
+            depth_model=entry.depth_model,
+            name=entry.name,
+            attention_heads=entry.attention_heads,
+            token_budget=entry.token_budget,
+            domain_units=entry.domain_units,
+            provenance=entry.provenance(),
+            overwrite=True,
+        )
+        # Swap the finished folder in whole, so a half-imported model never looks usable.
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+        downloaded.unlink()
+    if encoders:
+        fetch_encoders(folder, progress=progress)
+    return folder
+
+
+def fetch_encoders(folder: str | Path, *, progress: bool = True) -> list[str]:
+    """Download the model's Hugging Face encoders into the HF cache (local folders are left as
+    they are). Returns the ids fetched."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    spec = read_model_folder(folder)
+    fetched = []
+    for role, source in (
+        ("image encoder", spec.encoders.image),
+        ("text encoder", spec.encoders.text),
+        ("relative depth model", spec.encoders.relative_depth),
+    ):
+        resolved = resolve_source(source, folder)
+        if Path(resolved).is_dir():
+            continue
+        if is_offline():
+            raise WeightsError(f"{role} '{resolved}': cannot download while HF_HUB_OFFLINE/TR2M_OFFLINE is set")
+        if not progress:
+            disable_progress_bars()
+        try:
+            snapshot_download(resolved, allow_patterns=ENCODER_FILE_PATTERNS)
+        except Exception as exc:  # the hub raises many types; all mean "could not fetch"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise WeightsError(f"{role} '{resolved}': download failed: {first}") from None
+        finally:
+            if not progress:
+                enable_progress_bars()
+        fetched.append(resolved)
+    return fetched
