@@ -1,0 +1,96 @@
+"""`tr2m weights list | download | path | import`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import torch
+from click.testing import CliRunner
+
+from tr2m_cli.cli import cli
+from tr2m_cli.model.checkpoint import ours_to_released
+from tr2m_cli.model.config import HeadConfig
+from tr2m_cli.model.head import ScaleShiftHead
+from tr2m_cli.testing import tiny_head_config
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_list_shows_registry_and_cache_state():
+    result = run("weights", "list")
+    assert result.exit_code == 0
+    assert "tr2m-official" in result.output and "not downloaded" in result.output
+
+
+def test_import_released_head_then_path(tmp_path):
+    head_file = tmp_path / "da_s_vitl_vitl.pth"
+    torch.save({"state_dict": ours_to_released(ScaleShiftHead(HeadConfig()).state_dict())}, head_file)
+    out = tmp_path / "official"
+    result = run("weights", "import", head_file, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out)
+    config = json.loads((out / "tr2m.json").read_text())
+    assert config["head"]["image_channels"] == 1024 and config["encoders"]["text"] == "openai/clip-vit-large-patch14"
+    assert run("weights", "path", out).output.strip() == str(out)
+    again = run("weights", "import", head_file, "--out", out)
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_import_small_head_with_local_encoders(tmp_path, tiny_encoders):
+    head_file = tmp_path / "small.pth"
+    torch.save({"state_dict": ours_to_released(ScaleShiftHead(tiny_head_config()).state_dict())}, head_file)
+    result = run(
+        "weights", "import", head_file, "--out", tmp_path / "m",
+        "--image-encoder", tiny_encoders["image"], "--text-encoder", tiny_encoders["text"],
+        "--depth-model", tiny_encoders["relative_depth"], "--attention-heads", 2, "--name", "small",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from tr2m_cli import load_model
+
+    model = load_model(tmp_path / "m", device="cpu")
+    assert model.spec.name == "small" and model.head.config.image_channels == 32
+
+
+def test_malicious_pickle_is_refused_on_import(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    head_file = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}, "x": Evil()}, head_file)
+    result = run("weights", "import", head_file, "--out", tmp_path / "m")
+    assert result.exit_code == 2 and "refused to load" in result.output
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "m" / "tr2m.json").exists()
+
+
+def test_path_of_undownloaded_model_fails_cleanly():
+    result = run("weights", "path", "tr2m-official")
+    assert result.exit_code == 2
+    assert "tr2m weights download tr2m-official" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_download_from_registry(tmp_path, file_server, tiny_encoders, monkeypatch):
+    torch.save({"state_dict": ours_to_released(ScaleShiftHead(tiny_head_config()).state_dict())}, tmp_path / "h.pth")
+    data = (tmp_path / "h.pth").read_bytes()
+    file_server.files["h.pth"] = data
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        f'[models.tiny]\nhead_url = "{file_server.url("h.pth")}"\n'
+        f'head_sha256 = "{hashlib.sha256(data).hexdigest()}"\nattention_heads = 2\n'
+        f'image_encoder = "{tiny_encoders["image"]}"\ntext_encoder = "{tiny_encoders["text"]}"\n'
+        f'depth_model = "{tiny_encoders["relative_depth"]}"\n'
+    )
+    monkeypatch.setenv("TR2M_REGISTRY", str(registry))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    result = run("weights", "download", "tiny", "--quiet")
+    assert result.exit_code == 0, result.output
+    folder = result.output.strip()
+    assert folder.endswith(os.path.join("models", "tiny"))
+    assert run("weights", "path", "tiny").output.strip() == folder
+    assert "cached" in run("weights", "list").output
+    assert not any(p.name.endswith(".part") for p in (tmp_path.parent).rglob("*.part"))

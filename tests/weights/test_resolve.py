@@ -1,0 +1,106 @@
+"""From a registry name to a loaded model: first use downloads, later uses are offline."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from tr2m_cli.errors import WeightsError
+from tr2m_cli.model.checkpoint import ours_to_released
+from tr2m_cli.model.head import ScaleShiftHead
+from tr2m_cli.testing import tiny_head_config
+from tr2m_cli.weights.registry import load_registry
+from tr2m_cli.weights.resolve import download_model, resolve_model
+
+
+def test_repository_registry_names_the_official_model():
+    registry = load_registry()
+    entry = registry.model("tr2m-official")
+    assert entry.head_url.endswith("da_s_vitl_vitl.pth")
+    assert (entry.image_encoder, entry.text_encoder, entry.depth_model) == (
+        "facebook/dinov2-large",
+        "openai/clip-vit-large-patch14",
+        "LiheYoung/depth-anything-small-hf",
+    )
+    assert entry.domain_units == {"surgical": "millimetres"}
+
+
+@pytest.fixture
+def tiny_registry(tmp_path, file_server, tiny_encoders, monkeypatch):
+    """A registry whose model is served over HTTP, with the tiny encoders as local folders."""
+    torch.manual_seed(0)
+    buffer = tmp_path / "tiny.pth"
+    torch.save({"state_dict": ours_to_released(ScaleShiftHead(tiny_head_config()).state_dict())}, buffer)
+    data = buffer.read_bytes()
+    file_server.files["tiny.pth"] = data
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        f"""
+[models.tiny-net]
+description = "tiny test model"
+head_url = "{file_server.url('tiny.pth')}"
+head_sha256 = "{hashlib.sha256(data).hexdigest()}"
+image_encoder = "{tiny_encoders['image']}"
+text_encoder = "{tiny_encoders['text']}"
+depth_model = "{tiny_encoders['relative_depth']}"
+attention_heads = 2
+
+[models.tampered]
+head_url = "{file_server.url('tiny.pth')}"
+head_sha256 = "{'1' * 64}"
+"""
+    )
+    monkeypatch.setenv("TR2M_REGISTRY", str(registry))
+    return file_server
+
+
+def test_first_use_downloads_then_works_offline(tiny_registry, monkeypatch):
+    from tr2m_cli import load_model
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    model = load_model("tiny-net", device="cpu", progress=False)
+    assert [r[0] for r in tiny_registry.requests] == ["tiny.pth"]
+    depth = model.predict(np.zeros((30, 40, 3), np.uint8), "a room")
+    assert depth.shape == (30, 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tiny_registry.files.clear()  # nothing left to download: the cache must serve
+    again = load_model("tiny-net", device="cpu")
+    assert again.spec.name == "tiny-net" and again.spec.provenance["registry_name"] == "tiny-net"
+    assert len(tiny_registry.requests) == 1
+
+
+def test_offline_and_not_cached_says_how_to_get_it(tiny_registry):
+    with pytest.raises(WeightsError) as info:
+        resolve_model("tiny-net")
+    message = str(info.value)
+    assert "not in the cache" in message and "tr2m weights download tiny-net" in message
+    assert "--model DIR" in message and "\n" not in message
+    assert tiny_registry.requests == []
+
+
+def test_checksum_from_registry_is_enforced(tiny_registry, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(WeightsError, match="failed its checksum"):
+        download_model("tampered", encoders=False, progress=False)
+    with pytest.raises(WeightsError, match="not in the cache"):
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        resolve_model("tampered")
+
+
+def test_unknown_names_and_files(tmp_path):
+    with pytest.raises(WeightsError, match=r"unknown model 'nope'.*known: tr2m-official"):
+        resolve_model("nope")
+    head = tmp_path / "head.pth"
+    head.write_bytes(b"x")
+    with pytest.raises(WeightsError, match="tr2m weights import"):
+        resolve_model(head)
+    with pytest.raises(WeightsError, match="not a tr2m model folder"):
+        resolve_model(tmp_path)
+
+
+def test_folder_paths_resolve_to_themselves(tiny_model_dir):
+    assert resolve_model(tiny_model_dir) == tiny_model_dir
+    assert resolve_model(str(tiny_model_dir)) == tiny_model_dir
