@@ -70,16 +70,23 @@ def quiet_transformers() -> Iterator[None]:
 
 
 def _load_failure(role: str, source: str, exc: BaseException) -> WeightsError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if Path(source).is_dir():
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return WeightsError(f"{role} folder {source}: cannot be loaded: {first}")
     from huggingface_hub import constants
 
-    why = "HF_HUB_OFFLINE/TR2M_OFFLINE is set" if is_offline() else "the hub could not be reached"
+    advice = (
+        "run `tr2m weights download MODEL` on a connected machine and copy its cache (HF_HOME), "
+        "or pass a local folder saved with save_pretrained"
+    )
+    if is_offline():
+        return WeightsError(
+            f"{role} '{source}' is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+            f"HF_HUB_OFFLINE/TR2M_OFFLINE is set: {advice}"
+        )
     return WeightsError(
-        f"{role} '{source}' is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-        f"{why}: run `tr2m weights download MODEL` on a connected machine and copy its cache "
-        f"(HF_HOME), or pass a local folder saved with save_pretrained"
+        f"{role} '{source}' is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and could "
+        f"not be fetched ({first}): {advice}"
     )
 
 
