@@ -19,8 +19,10 @@ from tr2m_cli.caption.prompts import CAPTION_INSTRUCTION
          "A desk with two monitors."),
         # The instruction echoed with no chat markers.
         (f"{CAPTION_INSTRUCTION} A street with parked cars.", CAPTION_INSTRUCTION, "A street with parked cars."),
-        # BLIP continues its prefix; the prefix is not part of the scene description.
-        ("a photography of a living room with a couch", "a photography of", "A living room with a couch"),
+        # BLIP continues its prefix; the prefix is not part of the scene description. BLIP writes
+        # lower case and no full stop; captions become sentences like the paper's.
+        ("a photography of a living room with a couch", "a photography of", "A living room with a couch."),
+        ("a computer lab with many desks and chairs", "", "A computer lab with many desks and chairs."),
         # Special tokens that skip_special_tokens leaves in, Florence-2 location tokens.
         ("</s><s>A street<loc_12><loc_40> with cars.</s><pad><pad>", "<CAPTION>", "A street with cars."),
         ("<|im_start|>assistant\nA bedroom with a bed.<|im_end|><|endoftext|>", "", "A bedroom with a bed."),
@@ -31,7 +33,8 @@ from tr2m_cli.caption.prompts import CAPTION_INSTRUCTION
         (": A park with trees.", "", "A park with trees."),
         # A second sentence cut by max_new_tokens is dropped; a lone unfinished one is kept.
         ("A kitchen with a table. The walls are painted in a light", "", "A kitchen with a table."),
-        ("a living room with a couch and", "", "A living room with a couch and"),
+        ("A living room with a couch and", "", "A living room with a couch and."),
+        ("A street sign that says (stop)", "", "A street sign that says (stop)"),
         # Nothing usable.
         ("</s><pad>", "", ""),
         ("   \n ", "", ""),

@@ -21,8 +21,12 @@ def test_shipped_registry_has_the_default_and_the_papers_captioners():
     entries = captioner_entries()
     assert DEFAULT_CAPTIONER in entries
     default = entries[DEFAULT_CAPTIONER]
-    assert default.model == "florence-community/Florence-2-base"
-    assert (default.prompt_style, default.prompt) == ("text", "<CAPTION>")
+    assert default.model == "Salesforce/blip-image-captioning-base"
+    assert (default.prompt_style, default.prompt) == ("none", None)
+    florence = entries["florence-2-base"]
+    assert (florence.model, florence.prompt_style, florence.prompt) == (
+        "florence-community/Florence-2-base", "text", "<CAPTION>"
+    )
     paper = {entry.model for entry in entries.values()}
     assert {"llava-hf/llava-v1.6-vicuna-7b-hf", "llava-hf/llava-v1.6-mistral-7b-hf"} <= paper
     for entry in entries.values():

@@ -15,10 +15,11 @@ def test_folder_registry_name_and_hub_id(tiny_captioner_dirs):
     assert spec.model == spec.name == str(folder.resolve())
     assert spec.source_label == f"generated: {folder.resolve()}"
 
-    spec = resolve_captioner(DEFAULT_CAPTIONER)
-    assert (spec.name, spec.model) == (DEFAULT_CAPTIONER, "florence-community/Florence-2-base")
+    spec = resolve_captioner("florence-2-base")
+    assert (spec.name, spec.model) == ("florence-2-base", "florence-community/Florence-2-base")
     assert spec.source_label == "generated: florence-2-base"
-    assert (spec.prompt_style, spec.prompt) == ("text", "<CAPTION>")
+    assert (spec.prompt_style, spec.prompt, spec.max_new_tokens) == ("text", "<CAPTION>", 40)
+    assert resolve_captioner().name == DEFAULT_CAPTIONER == "blip-base"
 
     spec = resolve_captioner("llava-hf/llava-v1.6-mistral-7b-hf")
     assert spec.name == spec.model == "llava-hf/llava-v1.6-mistral-7b-hf"
@@ -66,9 +67,9 @@ def test_offline_and_not_cached_is_one_line_saying_how_to_get_it():
         load_captioner(DEFAULT_CAPTIONER, device="cpu")
     message = str(error.value)
     assert "\n" not in message
-    assert "captioner 'florence-community/Florence-2-base' is not in the Hugging Face cache" in message
+    assert "captioner 'Salesforce/blip-image-captioning-base' is not in the Hugging Face cache" in message
     assert "HF_HUB_OFFLINE/TR2M_OFFLINE is set" in message
-    assert "run `tr2m weights download florence-2-base` on a connected machine" in message
+    assert "run `tr2m weights download blip-base` on a connected machine" in message
 
     with pytest.raises(WeightsError, match="run `tr2m weights download someone/captioner`"):
         load_captioner("someone/captioner", device="cpu")

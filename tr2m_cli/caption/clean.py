@@ -54,7 +54,8 @@ def _drop_unfinished_sentence(text: str) -> str:
 
 
 def clean_caption(raw: str, prompt: str = "") -> str:
-    """One line: no prompt echo, no special tokens, single spaces, a capital first letter."""
+    """One line: no prompt echo, no special tokens, single spaces; a sentence, as the paper's
+    captions are (BLIP writes "a kitchen with a table", which becomes "A kitchen with a table.")."""
     text = raw
     for marker in ANSWER_MARKERS:
         if marker in text:
@@ -63,4 +64,6 @@ def clean_caption(raw: str, prompt: str = "") -> str:
     text = _squash(_strip_echo(text, prompt))
     text = _strip_quotes(text.lstrip(":;,-–—• ").strip())
     text = _drop_unfinished_sentence(text)
+    if text and text[-1].isalnum():
+        text += "."
     return text[:1].upper() + text[1:]

@@ -15,7 +15,7 @@ from ..errors import WeightsError
 from ..weights.registry import NAME_PATTERN, Registry, load_registry
 from .prompts import PROMPT_STYLES
 
-DEFAULT_CAPTIONER = "florence-2-base"
+DEFAULT_CAPTIONER = "blip-base"
 DEFAULT_MAX_NEW_TOKENS = 40
 
 

@@ -44,6 +44,18 @@ def _save(folder: str | Path, model, processor) -> Path:
     return folder
 
 
+def character_bart_tokenizer():
+    """BART's byte-level BPE (Florence-2's tokenizer class) over printable ASCII, no merges, with
+    Florence-2's `<image>` token."""
+    from transformers import RobertaTokenizer  # BartTokenizer is an alias of it in transformers 5
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for symbol in ["Ġ", *_CHARACTERS]:  # Ġ is the byte-level BPE symbol for a space
+        vocab.setdefault(symbol, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    return RobertaTokenizer(vocab=vocab, merges=[], extra_special_tokens={"image_token": "<image>"})
+
+
 def save_tiny_blip(folder: str | Path, seed: int = 0) -> Path:
     """BLIP (`none` style: the image alone) with a 40-word WordPiece vocabulary."""
     import tempfile
@@ -87,14 +99,9 @@ def save_tiny_florence2(folder: str | Path, seed: int = 0) -> Path:
         Florence2ForConditionalGeneration,
         Florence2Processor,
         Florence2VisionConfig,
-        RobertaTokenizer,
     )
 
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for symbol in ["Ġ", *_CHARACTERS]:  # Ġ is the byte-level BPE symbol for a space
-        vocab.setdefault(symbol, len(vocab))
-    vocab["<mask>"] = len(vocab)
-    tokenizer = RobertaTokenizer(vocab=vocab, merges=[], extra_special_tokens={"image_token": "<image>"})
+    tokenizer = character_bart_tokenizer()
     text = BartConfig(
         vocab_size=len(tokenizer),
         d_model=32,
