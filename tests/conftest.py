@@ -126,3 +126,13 @@ def file_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory):
+    """All nine datasets in their native layouts (2 frames each) under their conventional
+    folders, with the paper-style caption release in `captions/`: (root, {name: TinyDataset})."""
+    from tr2m_cli.data.fixtures import write_tiny_data_root
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    return root, write_tiny_data_root(root)
