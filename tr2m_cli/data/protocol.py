@@ -68,6 +68,9 @@ class EvalProtocol:
     report_unit: str = "metres"
 
     def __post_init__(self) -> None:
+        for key in ("crop", "input_crop", "image_resize", "depth_resize", "input_size"):
+            if isinstance(getattr(self, key), str) and getattr(self, key).lower() in ("none", ""):
+                object.__setattr__(self, key, None)  # "none" from a command line
         for key in ("input_size", "image_resize", "depth_resize"):
             value = getattr(self, key)
             if value is not None:
@@ -87,8 +90,8 @@ class EvalProtocol:
             raise InputError(f"report unit '{self.report_unit}': expected {' or '.join(REPORT_UNITS)}")
 
     def replace(self, **changes: Any) -> "EvalProtocol":
-        """A copy with some fields changed (None values are ignored, so CLI flags pass through)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with some fields changed and checked ("none" clears a crop or a size)."""
+        return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
