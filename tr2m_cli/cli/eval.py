@@ -104,6 +104,10 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, split
     from ..evaluate.report import describe_dataset, describe_model, format_table
     from ..evaluate.suite import EvalSettings, open_eval_datasets, protocol_for, run_evaluation, select_datasets
 
+    from ..data.protocol import EvalProtocol
+
+    if input_size is not None:
+        EvalProtocol(input_size=input_size)  # a bad size fails before any dataset is read
     if not in_domain and not zero_shot:
         raise click.UsageError("name the datasets: --datasets nyu kitti void c3vd and/or --zero-shot sun ibims hypersim diode simcol (or all)")
     selection = select_datasets({"in-domain": _names(in_domain), "zero-shot": _names(zero_shot)})
