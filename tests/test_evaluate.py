@@ -118,6 +118,14 @@ def test_overrides_batches_captions_and_limit(tiny_data_root):
     assert aspect.calls[0][0][-2:] == SizePolicy().network_size(480, 640)
 
 
+def test_background_workers_give_the_same_rows(tiny_data_root):
+    root, _ = tiny_data_root
+    dataset = open_dataset("c3vd", data_root=root, captions=root / "captions")  # derived captions must pickle
+    inline = evaluate_dataset(StandIn(), dataset, progress=False)
+    workers = evaluate_dataset(StandIn(), dataset, progress=False, num_workers=1)
+    assert [(r.key, r.caption, r.metrics) for r in workers.rows] == [(r.key, r.caption, r.metrics) for r in inline.rows]
+
+
 def test_flip_tta_averages_the_mirrored_prediction(tiny_data_root, tmp_path):
     root, _ = tiny_data_root
     dataset = open_dataset("ibims", data_root=root, captions=root / "captions")

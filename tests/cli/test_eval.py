@@ -94,6 +94,10 @@ def test_user_errors_are_one_line(tiny_data_root, tmp_path):
         assert "Traceback" not in result.output
     result = _run("--data-root", root)
     assert result.exit_code == 2 and "name the datasets" in result.output
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = _run("--datasets", "nyu", "--data-root", root, "--captions", root / "captions", "--out", blocker / "out")
+    assert result.exit_code == 2 and "cannot write results here" in result.output.strip().splitlines()[-1]
 
 
 def test_names_after_an_option_are_its_values():

@@ -55,6 +55,20 @@ def _root_options(function):
     return function
 
 
+def _check_writable(folder: Path) -> None:
+    """Fail before the (long) run, not after it."""
+    from ..errors import OutputError
+    from ..io.atomic import write_bytes
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".tr2m-write-check"
+        write_bytes(probe, b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write results here ({exc.strerror or exc})") from None
+
+
 def _names(values: tuple[str, ...]) -> list[str]:
     return [name for value in values for name in value.replace(",", " ").split()]
 
@@ -135,6 +149,9 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, split
             if note:
                 click.echo(f"    note: {note}")
 
+    out = out or Path(f"tr2m-eval-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    _check_writable(out)
+
     from ..model.load import load_model
     from ..weights.resolve import resolve_model
 
@@ -142,7 +159,6 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, split
     tr2m = load_model(folder, device=device, precision=precision, progress=not quiet)
     if workers is None:
         workers = 4 if tr2m.device.type == "cuda" else 0
-    out = out or Path(f"tr2m-eval-{_dt.datetime.now():%Y%m%d-%H%M%S}")
     settings = EvalSettings(
         overrides=overrides, batch_size=batch_size, limit=limit, flip_tta=flip_tta, num_workers=workers,
         save_predictions=save_predictions, preview_every=previews, progress=not quiet,

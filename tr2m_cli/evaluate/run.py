@@ -188,7 +188,14 @@ def _iterate(prepared: _Prepared, num_workers: int) -> Iterator[dict[str, Any]]:
         return
     from torch.utils.data import DataLoader
 
-    yield from DataLoader(prepared, batch_size=None, shuffle=False, num_workers=num_workers, prefetch_factor=2)
+    # batch_size=None hands items over one by one; the identity collate keeps numpy arrays numpy.
+    yield from DataLoader(
+        prepared, batch_size=None, shuffle=False, num_workers=num_workers, prefetch_factor=2, collate_fn=_as_is
+    )
+
+
+def _as_is(item):
+    return item
 
 
 # -- the model side ----------------------------------------------------------------------------
