@@ -22,13 +22,7 @@ from tr2m_cli.model.config import ModelSpec
 from tr2m_cli.model.preprocess import SizePolicy
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread when other jobs share the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class StandIn(nn.Module):

@@ -17,14 +17,13 @@ Captions come from the sequence name, as the authors trained them: "<part>_t<tex
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import DatasetError
 from .captions import DerivedCaptions
 from .dataset import DepthDataset, Entry
-from .files import read_uint16_image
+from .files import read_scaled_depth
 
 TEST_SEQUENCES = (
     "cecum_t1_a", "cecum_t2_a", "cecum_t3_a", "sigmoid_t1_a",
@@ -74,8 +73,7 @@ class C3VD(DepthDataset):
         return entries
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
-        raw = read_uint16_image(entry.depth)
-        return (raw.astype(np.float64) * DEPTH_METRES_PER_UNIT).astype(np.float32), raw > 0
+        return read_scaled_depth(entry.depth, DEPTH_METRES_PER_UNIT)
 
     def caption_for(self, key: str) -> str:
         sequence = key.split("/", 1)[0]

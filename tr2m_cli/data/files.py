@@ -70,6 +70,22 @@ def read_uint16_image(path: Path) -> np.ndarray:
     return array.astype(np.uint16, copy=False)
 
 
+def read_scaled_depth(path: Path, metres_per_unit: float) -> tuple[np.ndarray, np.ndarray]:
+    """A uint16 depth image whose unit is `metres_per_unit` and where 0 means no measurement →
+    (float32 metres, valid). The scale is the calling dataset's fact; this only applies it."""
+    raw = read_uint16_image(path)
+    return (raw.astype(np.float64) * metres_per_unit).astype(np.float32), raw > 0
+
+
+def read_focal(path: Path) -> float | None:
+    """fx from a 3x3 intrinsics text file (VOID's K.txt, SUN RGB-D's intrinsics.txt); None if
+    absent or unreadable (the focal length is informative, not required)."""
+    try:
+        return float(np.loadtxt(path).reshape(-1)[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def read_mask_image(path: Path) -> np.ndarray:
     """A mask image (any bit depth) as bool HxW: nonzero = True."""
     from PIL import Image

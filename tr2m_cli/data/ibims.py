@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from .dataset import DepthDataset, Entry
-from .files import read_lines, read_mask_image, read_uint16_image
+from .files import read_lines, read_mask_image, read_scaled_depth
 
 DEPTH_METRES_PER_UNIT = 50.0 / 65535
 
@@ -47,8 +47,8 @@ class IBims(DepthDataset):
         ]
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
-        raw = read_uint16_image(entry.depth)
+        depth, measured = read_scaled_depth(entry.depth, DEPTH_METRES_PER_UNIT)
         valid = read_mask_image(entry.extras["mask_invalid"]) & read_mask_image(entry.extras["mask_transp"])
-        if valid.shape != raw.shape:
+        if valid.shape != depth.shape:
             raise DatasetError(f"{entry.extras['mask_invalid']}: mask size differs from {entry.depth}")
-        return (raw.astype(np.float64) * DEPTH_METRES_PER_UNIT).astype(np.float32), valid & (raw > 0)
+        return depth, valid & measured

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..errors import DatasetError
 from .dataset import DepthDataset, Entry
-from .files import find_file, read_lines, read_uint16_image, relative_key
+from .files import find_file, read_lines, read_scaled_depth, relative_key
 
+METRES_PER_UNIT = 1 / 256  # the KITTI depth benchmark's encoding
 GT_ROOT_ENV = "TR2M_KITTI_GT_ROOT"
 RAW_FOLDERS = ("", "raw", "kitti_raw_data", "raw_data")
 GT_FOLDERS = ("data_depth_annotated", "data_depth_annotated/train", "data_depth_annotated/val", "gt", "")
@@ -85,5 +86,4 @@ class KITTI(DepthDataset):
         raise DatasetError(f"{bases[0] / relative}: no {what} (expected {self.layout})")
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
-        raw = read_uint16_image(entry.depth)
-        return raw.astype(np.float32) / 256.0, raw > 0
+        return read_scaled_depth(entry.depth, METRES_PER_UNIT)

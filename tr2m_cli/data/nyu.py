@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import DepthDataset, Entry
-from .files import find_file, read_lines, read_uint16_image, relative_key
+from .files import find_file, read_lines, read_scaled_depth, relative_key
 
+METRES_PER_UNIT = 1 / 1000  # uint16 millimetres
 NYU_FOCAL = 518.8579  # fx of the NYU Kinect, as in the BTS lists
 TRAIN_VALID_ROWS = (45, 472)
 TRAIN_VALID_COLS = (43, 608)
@@ -77,10 +78,9 @@ class NYUv2(DepthDataset):
         return entries
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
-        raw = read_uint16_image(entry.depth)
-        valid = raw > 0
+        depth, valid = read_scaled_depth(entry.depth, METRES_PER_UNIT)
         if self.split == "train":
             border = np.zeros_like(valid)
             border[slice(*TRAIN_VALID_ROWS), slice(*TRAIN_VALID_COLS)] = True
             valid &= border
-        return raw.astype(np.float32) / 1000.0, valid
+        return depth, valid

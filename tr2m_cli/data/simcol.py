@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DatasetError
 from .captions import DerivedCaptions
 from .dataset import DepthDataset, Entry
-from .files import read_lines, read_uint16_image
+from .files import read_lines, read_scaled_depth
 
 DEPTH_METRES_PER_UNIT = 0.2 / (255 * 256)
 CAPTION_TEMPLATE = "The image shows a medical scene of synthetic colon {colon}."
@@ -60,8 +60,7 @@ class SimCol(DepthDataset):
         return entries
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
-        raw = read_uint16_image(entry.depth)
-        return (raw.astype(np.float64) * DEPTH_METRES_PER_UNIT).astype(np.float32), raw > 0
+        return read_scaled_depth(entry.depth, DEPTH_METRES_PER_UNIT)
 
     def caption_for(self, key: str) -> str:
         sequence = key.rsplit("/", 1)[0]

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from .dataset import DepthDataset, Entry
-from .files import find_file, read_lines, read_uint16_image, relative_key
+from .files import find_file, read_focal, read_lines, read_uint16_image, relative_key
 
 ENCODINGS = ("auto", "rotated", "mm", "reference")
 LIST_FOLDERS = ("", "sunrgbd-meta-data", "splits", "data_splits", "data_splits/sunrgbd")
@@ -101,11 +101,7 @@ class SUNRGBD(DepthDataset):
         return "/".join([*parts[:-2], self.depth_folder, Path(parts[-1]).with_suffix(".png").name])
 
     def _focal(self, entry: Entry) -> float | None:
-        path = entry.image.parent.parent / "intrinsics.txt"
-        try:
-            return float(np.loadtxt(path).reshape(-1)[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return read_focal(entry.image.parent.parent / "intrinsics.txt")
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
         raw = read_uint16_image(entry.depth)

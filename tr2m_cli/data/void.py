@@ -11,15 +11,15 @@ Images and ground truth are paired line by line, so the two lists must have equa
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import DatasetError
 from .dataset import DepthDataset, Entry
-from .files import read_lines, read_uint16_image, relative_key
+from .files import read_focal, read_lines, read_scaled_depth, relative_key
 
 SUBSET = "void_1500"
+METRES_PER_UNIT = 1 / 256
 
 
 class VOID(DepthDataset):
@@ -56,13 +56,7 @@ class VOID(DepthDataset):
 
     def _focal(self, entry: Entry) -> float | None:
         relative = entry.extras.get("intrinsics")
-        if not relative:
-            return None
-        try:
-            return float(np.loadtxt(self.base / relative).reshape(-1)[0])
-        except (OSError, ValueError, IndexError):
-            return None
+        return read_focal(self.base / relative) if relative else None
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
-        raw = read_uint16_image(entry.depth)
-        return raw.astype(np.float32) / 256.0, raw > 0
+        return read_scaled_depth(entry.depth, METRES_PER_UNIT)
