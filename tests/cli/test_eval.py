@@ -55,17 +55,22 @@ def test_all_nine_sets_write_json_csv_and_the_papers_table(tiny_data_root, tiny_
 
 
 def test_all_skips_absent_sets_with_a_notice(tiny_data_root, tiny_model_dir, tmp_path):
-    root, _ = tiny_data_root
+    from tr2m_cli.data.fixtures import write_caption_mapping
+
+    root, written = tiny_data_root
+    mapping = write_caption_mapping(tmp_path / "ibims.json", written["ibims"])
+    mapping.write_text(mapping.read_text().replace("A tiny test scene", "Mapped"))
     data = tmp_path / "data"
     data.mkdir()
     (data / "ibims").symlink_to(root / "ibims", target_is_directory=True)
     result = _run(
-        "--zero-shot", "all", "--data-root", data, "--captions", root / "captions", "--model", tiny_model_dir,
+        "--zero-shot", "all", "--data-root", data, "--captions", root / "captions", "--dataset-captions", f"iBims-1={mapping}", "--model", tiny_model_dir,
         "--device", "cpu", "--input-size", "28x28", "--out", tmp_path / "out", "-q",
     )
     assert result.exit_code == 0, result.output
     assert "skipping sunrgbd" in result.output and "skipping simcol" in result.output
     assert list(json.loads((tmp_path / "out/results.json").read_text())["datasets"]) == ["ibims"]
+    assert "Mapped number 0." in (tmp_path / "out/per_image.csv").read_text()
 
 
 def test_user_errors_are_one_line(tiny_data_root, tmp_path):

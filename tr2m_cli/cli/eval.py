@@ -80,6 +80,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @_root_options
 @click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
 @click.option("--captions", type=click.Path(exists=True, path_type=Path), help="The paper's caption folder (text_all/), a per-image tree, a JSON mapping or a one-line-per-image file [$TR2M_CAPTIONS].")
+@click.option("--dataset-captions", "dataset_captions", multiple=True, metavar="NAME=PATH", help="Captions for one set (repeatable); wins over --captions.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True, help="Split of the in-domain sets (zero-shot sets have only test).")
 @model_option
 @device_option
@@ -99,7 +100,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--previews", type=click.IntRange(min=0), default=0, metavar="EVERY", help="Save a preview PNG for every EVERY-th image under OUT/previews/.")
 @click.option("--workers", type=click.IntRange(min=0), help="Image-reading processes [0 on CPU, 4 on CUDA].")
 @quiet_option
-def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, split, model, device, precision, batch_size,
+def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, dataset_captions, split, model, device, precision, batch_size,
                  limit, flip_tta, min_depth, max_depth, crop, input_size, sun_depth, c3vd_caption, simcol_caption,
                  out, save_predictions, previews, workers, quiet, **roots) -> None:
     """Score a model on the paper's datasets under the paper's protocol, beside its published numbers.
@@ -131,7 +132,16 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, split
     if simcol_caption:
         options["simcol"] = {"caption_template": simcol_caption}
     roots = {name.removesuffix("_root"): path for name, path in roots.items()}
-    datasets, skipped = open_eval_datasets(selection, split=split, data_root=data_root, roots=roots, captions=captions, options=options)
+    per_dataset = {}
+    for item in dataset_captions:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"'{item}': expected NAME=PATH, e.g. diode=diode_captions.json", param_hint="--dataset-captions")
+        per_dataset[name] = Path(path)
+    datasets, skipped = open_eval_datasets(
+        selection, split=split, data_root=data_root, roots=roots, captions=captions, options=options,
+        dataset_captions=per_dataset,
+    )
     for notice in skipped:
         click.echo(f"tr2m: {notice}", err=True)
     if not datasets:

@@ -57,17 +57,23 @@ def open_eval_datasets(
     roots: Mapping[str, str | Path | None] | None = None,
     captions: str | Path | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    dataset_captions: Mapping[str, str | Path] | None = None,
 ) -> tuple[list, list[str]]:
     """Open every selected dataset before any model is loaded, so layout errors come first.
-    Returns (datasets, notices about datasets skipped because no root was found)."""
+    `captions` serves every set (a caption release folder); `dataset_captions` names one source
+    per set and wins. Returns (datasets, notices about datasets skipped because no root was found)."""
     if not isinstance(selection, Selection):
         selection = Selection(required=tuple(canonical_name(n) for n in selection))
     roots, options = roots or {}, options or {}
+    dataset_captions = {canonical_name(k): v for k, v in (dataset_captions or {}).items()}
     datasets, skipped = [], []
     for name in selection.names:
         try:
             datasets.append(
-                open_dataset(name, split, root=roots.get(name), data_root=data_root, captions=captions, **options.get(name, {}))
+                open_dataset(
+                    name, split, root=roots.get(name), data_root=data_root,
+                    captions=dataset_captions.get(name, captions), **options.get(name, {}),
+                )
             )
         except DatasetMissing as exc:
             if name in selection.required:
