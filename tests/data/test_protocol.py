@@ -77,6 +77,18 @@ def test_overrides_replace_fields_and_are_validated():
     assert parse_size("434×560") == (434, 560)
 
 
+def test_patch_size_matches_the_model_and_the_data_layer_stays_light():
+    import subprocess
+    import sys
+
+    from tr2m_cli.data import protocol
+    from tr2m_cli.model.config import PATCH_SIZE
+
+    assert protocol.PATCH_SIZE == PATCH_SIZE
+    code = "import sys, tr2m_cli.data, tr2m_cli.data.nyu, tr2m_cli.metrics; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_protocol_round_trips_through_json_and_describes_itself():
     kitti = PRESETS["kitti"]
     data = kitti.to_dict()

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from ..errors import DatasetError
 from .base import DepthSample
+from .dataset import DepthDataset
+from .protocol import PRESETS, EvalProtocol
 from .roots import DatasetMissing, resolve_root
-
-if TYPE_CHECKING:
-    from .dataset import DepthDataset
 
 IN_DOMAIN = ("nyu", "kitti", "void", "c3vd")
 ZERO_SHOT = ("sunrgbd", "ibims", "hypersim", "diode", "simcol")
@@ -59,7 +58,7 @@ def canonical_name(name: str) -> str:
     return key
 
 
-def dataset_class(name: str) -> "type[DepthDataset]":
+def dataset_class(name: str) -> type[DepthDataset]:
     module, attribute, _ = _REGISTRY[canonical_name(name)]
     return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
 
@@ -82,7 +81,7 @@ def open_dataset(
     data_root: str | Path | None = None,
     captions: "str | Path | Mapping | None" = None,
     **options: Any,
-) -> "DepthDataset":
+) -> DepthDataset:
     """One split of a dataset, read lazily, in a fixed order.
 
     `captions`: the paper's caption folder (`text_all/`), a per-image tree, a JSON mapping, a
@@ -107,7 +106,10 @@ __all__ = [
     "IN_DOMAIN",
     "ZERO_SHOT",
     "DatasetMissing",
+    "DepthDataset",
     "DepthSample",
+    "EvalProtocol",
+    "PRESETS",
     "canonical_name",
     "conventional_folder",
     "dataset_class",

@@ -27,7 +27,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import InputError
-from ..model.config import PATCH_SIZE
+
+# tr2m_cli.model.config.PATCH_SIZE, restated so that reading datasets never imports torch (the
+# model package does); tests/data/test_protocol.py keeps the two equal.
+PATCH_SIZE = 14
 
 CROPS = ("eigen", "garg", "kb")
 EIGEN_ROWS = (45, 471)  # the Eigen crop for 480×640 frames (NYUv2), in pixels
