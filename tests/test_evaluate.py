@@ -95,6 +95,22 @@ def test_kitti_crops_before_the_network_and_compares_on_the_cropped_ground_truth
     assert saved.shape == (352, 1216) and saved.dtype == np.float32 and np.allclose(saved, 3.0)
 
 
+def test_kitti_on_the_full_ground_truth_pastes_the_prediction_into_the_window(tiny_data_root, tmp_path):
+    root, _ = tiny_data_root
+    dataset = open_dataset("kitti", data_root=root, captions=root / "captions")
+    protocol = dataset.protocol.replace(crop_ground_truth=False)
+    result = evaluate_dataset(StandIn(), dataset, protocol=protocol, progress=False, limit=1, predictions_dir=tmp_path)
+    saved = np.load(tmp_path / f"{dataset.keys()[0]}.npy")
+    assert saved.shape == (375, 1242) and np.isnan(saved[:23]).all() and np.isnan(saved[:, :13]).all()
+    assert np.allclose(saved[23:, 13:1229], 3.0) and result.rows[0].nonfinite_prediction_pixels == 0
+    # Garg on the full frame: rows 153:371, cols 44:1197, all inside the window.
+    sample = dataset[0]
+    mask = evaluation_mask(sample.depth, 1e-3, 80, crop_mask(sample.depth.shape, "garg"), sample.valid)
+    expected = compute_metrics(sample.depth[mask], np.full(mask.sum(), 3.0))
+    assert result.rows[0].valid_pixels == mask.sum()
+    assert result.rows[0].metrics == pytest.approx(expected, rel=1e-9)
+
+
 def test_overrides_batches_captions_and_limit(tiny_data_root):
     root, _ = tiny_data_root
     dataset = open_dataset("nyu", data_root=root, captions=root / "captions")

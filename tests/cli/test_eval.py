@@ -73,6 +73,17 @@ def test_all_skips_absent_sets_with_a_notice(tiny_data_root, tiny_model_dir, tmp
     assert "Mapped number 0." in (tmp_path / "out/per_image.csv").read_text()
 
 
+def test_kitti_full_ground_truth_flag(tiny_data_root, tiny_model_dir, tmp_path):
+    root, _ = tiny_data_root
+    result = _run(
+        "--datasets", "kitti", "--data-root", root, "--captions", root / "captions", "--model", tiny_model_dir,
+        "--device", "cpu", "--input-size", "28x98", "--full-ground-truth", "--out", tmp_path, "-q", "--save-predictions",
+    )
+    assert result.exit_code == 0, result.output
+    assert "photo (ground truth kept whole)" in result.output
+    assert json.loads((tmp_path / "results.json").read_text())["datasets"]["kitti"]["protocol"]["crop_ground_truth"] is False
+
+
 def test_user_errors_are_one_line(tiny_data_root, tmp_path):
     root, _ = tiny_data_root
     empty = tmp_path / "empty"

@@ -92,6 +92,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--max-depth", type=float, help="Override the evaluation range maximum (metres).")
 @click.option("--crop", type=click.Choice(["eigen", "garg", "kb", "none"]), help="Override the evaluation crop.")
 @click.option("--input-size", metavar="HxW|none", help="Override the network input size (multiples of 14; none keeps the aspect ratio).")
+@click.option("--full-ground-truth", is_flag=True, help="KITTI: compare on the full-size ground truth (BTS), not on the 352x1216 window (the authors' code).")
 @click.option("--sun-depth", type=click.Choice(["auto", "rotated", "mm", "reference"]), default="auto", show_default=True, help="SUN RGB-D depth encoding; reference = the authors' v/10000.")
 @click.option("--c3vd-caption", metavar="TEMPLATE", help="C3VD caption template ({part}, {texture}, {sequence}).")
 @click.option("--simcol-caption", metavar="TEMPLATE|reference", help="SimCol caption template ({colon}, {sequence}); reference = the authors' one fixed caption.")
@@ -101,7 +102,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--workers", type=click.IntRange(min=0), help="Image-reading processes [0 on CPU, 4 on CUDA].")
 @quiet_option
 def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, dataset_captions, split, model, device, precision, batch_size,
-                 limit, flip_tta, min_depth, max_depth, crop, input_size, sun_depth, c3vd_caption, simcol_caption,
+                 limit, flip_tta, min_depth, max_depth, crop, input_size, full_ground_truth, sun_depth, c3vd_caption, simcol_caption,
                  out, save_predictions, previews, workers, quiet, **roots) -> None:
     """Score a model on the paper's datasets under the paper's protocol, beside its published numbers.
 
@@ -152,6 +153,8 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
         for key, value in (("min_depth", min_depth), ("max_depth", max_depth), ("crop", crop), ("input_size", input_size))
         if value is not None
     }
+    if full_ground_truth:
+        overrides["crop_ground_truth"] = False
     click.echo("Protocol (metres):")
     for dataset in datasets:
         click.echo("  " + describe_dataset(dataset, protocol_for(dataset, overrides), limit))

@@ -16,7 +16,8 @@ The presets are the paper's protocol as the authors' evaluation code runs it (sp
 | simcol   | 1e-4 – 0.1    | none  | 434×560    | photo resized to 480×640                   |
 
 The Garg crop on KITTI is taken on the 352×1216 cropped ground truth, as the authors' (and
-ZoeDepth's) evaluation does; BTS-style evaluation takes it on the full-size ground truth instead.
+ZoeDepth's) evaluation does; `crop_ground_truth=False` takes it on the full-size ground truth with
+the prediction pasted into the benchmark window, as BTS-style evaluation does.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ class EvalProtocol:
         (fractions of the frame), "kb" (the KITTI benchmark window) or None.
     input_size: (H, W) network input, multiples of 14; None keeps the aspect ratio at the model's
         patch-token budget.
-    input_crop: "kb" crops photo and ground truth to the KITTI benchmark window before anything else.
+    input_crop: "kb" crops the photo to the KITTI benchmark window before anything else, and the
+        ground truth too when `crop_ground_truth` (the authors' code); otherwise the prediction is
+        placed back into the full-size frame and compared there (BTS-style evaluation).
     image_resize: the reference release first resizes some photos (to 480×640) before the network
         resize; kept for parity. depth_resize: ground truth resized (nearest) before comparing (C3VD).
     domain: scene domain handed to the model ("surgical" makes millimetre-trained weights answer in
@@ -69,6 +72,7 @@ class EvalProtocol:
     depth_resize: tuple[int, int] | None = None
     domain: str | None = None
     report_unit: str = "metres"
+    crop_ground_truth: bool = True
 
     def __post_init__(self) -> None:
         for key in ("crop", "input_crop", "image_resize", "depth_resize", "input_size"):
@@ -116,7 +120,8 @@ class EvalProtocol:
     def describe(self) -> str:
         parts = [f"range {self.min_depth:g}–{self.max_depth:g} m", f"crop {describe_crop(self.crop)}"]
         if self.input_crop:
-            parts.append("KITTI benchmark crop 352x1216 first")
+            target = "photo and ground truth" if self.crop_ground_truth else "photo (ground truth kept whole)"
+            parts.append(f"KITTI benchmark crop 352x1216 of the {target} first")
         if self.image_resize:
             parts.append("photo resized to {}x{} first".format(*self.image_resize))
         if self.depth_resize:

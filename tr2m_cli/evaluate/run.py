@@ -141,9 +141,16 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
     import torch
 
     image, depth, valid = sample.image, sample.depth, sample.valid
+    window = None  # where the prediction goes in a ground truth kept whole
     if protocol.input_crop == "kb":
         window = kb_window(image.shape[:2])
-        image, depth, valid = image[window], depth[window], valid[window]
+        image = image[window]
+        if protocol.crop_ground_truth:
+            depth, valid, window = depth[window], valid[window], None
+        else:
+            inside = np.zeros_like(valid)
+            inside[window] = True
+            valid = valid & inside
     if protocol.depth_resize is not None:
         depth, valid = nearest_resize(depth, protocol.depth_resize), nearest_resize(valid, protocol.depth_resize)
     if protocol.image_resize is not None:
@@ -165,6 +172,7 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
         "valid": np.ascontiguousarray(valid),
         "caption": sample.captions[caption_line],
         "image": image,
+        "window": window,
     }
 
 
@@ -280,8 +288,15 @@ def evaluate_dataset(
         text = text_cache([item["caption"] for item in batch])
         depth = _predict(model, batch, size, text, flip_tta)
         for row, item in enumerate(batch):
-            pred = (resize_to(depth[row : row + 1], item["depth"].shape)[0] * factor).cpu().numpy().astype(np.float32)
-            rows.append(_score(item, pred, protocol))
+            window = item["window"]
+            target = item["depth"].shape if window is None else (window[0].stop - window[0].start, window[1].stop - window[1].start)
+            pred = (resize_to(depth[row : row + 1], target)[0] * factor).cpu().numpy().astype(np.float32)
+            nonfinite = int(np.count_nonzero(~np.isfinite(pred)))
+            if window is not None:  # outside the benchmark window there is no prediction
+                canvas = np.full(item["depth"].shape, np.nan, dtype=np.float32)
+                canvas[window] = pred
+                pred = canvas
+            rows.append(_score(item, pred, protocol, nonfinite))
             _save_outputs(item, pred, protocol, len(rows) - 1, predictions_dir, previews_dir, preview_every)
         bar.update(len(batch))
 
@@ -318,7 +333,7 @@ def evaluate_dataset(
     )
 
 
-def _score(item: dict, pred: np.ndarray, protocol: EvalProtocol) -> ImageResult:
+def _score(item: dict, pred: np.ndarray, protocol: EvalProtocol, nonfinite: int) -> ImageResult:
     metrics, pixels = image_metrics(
         pred,
         item["depth"],
@@ -332,7 +347,7 @@ def _score(item: dict, pred: np.ndarray, protocol: EvalProtocol) -> ImageResult:
         caption=item["caption"],
         valid_pixels=pixels,
         metrics=metrics,
-        nonfinite_prediction_pixels=int(np.count_nonzero(~np.isfinite(pred))),
+        nonfinite_prediction_pixels=nonfinite,
     )
 
 
