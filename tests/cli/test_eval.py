@@ -33,7 +33,7 @@ def test_all_nine_sets_write_json_csv_and_the_papers_table(tiny_data_root, tiny_
     output = result.output
     # The protocol is printed first, per set, with the override applied.
     assert "nyu: test split, 1 of 2 images" in output and "crop eigen (rows 45:471, cols 41:601)" in output
-    assert "KITTI benchmark crop 352x1216 first" in output and "network input 42x56" in output
+    assert "KITTI benchmark crop 352x1216 of the photo and ground truth first" in output and "network input 42x56" in output
     # The table: paper layout with published numbers and differences.
     assert "NYUv2 (first 1 of 2)" in output and "0.954" in output and "2.328" in output and "ours − paper" in output
     assert "SUN RGB-D (first 1 of 2)" in output and "0.451" in output and "not comparable with the paper" in output
