@@ -55,6 +55,11 @@ def test_lines_file_with_a_different_count_is_an_error(sun, tmp_path):
     lines.write_text("only one\n")
     with pytest.raises(DatasetError, match="1 captions for 2 images.*order of sunrgbd_testing_images.txt"):
         open_dataset("sunrgbd", root=sun.root, captions=lines)
+    lines.write_text("first\n\nsecond\n")  # an empty line would shift the pairing: refuse it
+    with pytest.raises(DatasetError, match="line 2 is empty"):
+        open_dataset("sunrgbd", root=sun.root, captions=lines)
+    lines.write_text("first\r\nsecond\r\n\n\n")  # CRLF and trailing blank lines are fine
+    assert open_dataset("sunrgbd", root=sun.root, captions=lines)[1].captions == ["second"]
 
 
 def test_tab_separated_lines_are_a_mapping(sun, tmp_path):

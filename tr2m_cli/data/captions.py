@@ -130,11 +130,15 @@ def read_mapping_file(path: Path) -> CaptionMapping:
 def read_lines_file(path: Path, keys: Sequence[str], order: str) -> CaptionSource:
     """One caption per image, paired with `keys` (the dataset's own, documented order)."""
     try:
-        lines = split_caption_lines(Path(path).read_text(encoding="utf-8"))
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such caption file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: unreadable caption file ({exc})") from None
+    while lines and not lines[-1]:
+        lines.pop()
+    if "" in lines:  # dropping it would shift every later caption onto the wrong image
+        raise DatasetError(f"{path}: line {lines.index('') + 1} is empty; every image needs its caption on its own line")
     if lines and all("\t" in line for line in lines):
         pairs = [line.split("\t", 1) for line in lines]
         return CaptionMapping({k: [v.strip()] for k, v in pairs}, str(path))
