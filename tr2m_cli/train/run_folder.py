@@ -102,6 +102,8 @@ def find_checkpoint(source: str | Path, which: str = "last") -> Path:
     if not source.is_dir():
         raise WeightsError(f"{source}: no such run folder or checkpoint")
     run = RunFolder(source)
+    if not run.holds_a_run():
+        raise WeightsError(f"{source}: not a training run folder (no {RUN_RECORD}, no {CHECKPOINT_DIR}/)")
     if which == "best":
         if not run.best.is_file():
             raise WeightsError(
