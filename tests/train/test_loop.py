@@ -178,3 +178,18 @@ def test_runs_do_not_overwrite_each_other_and_resume_keeps_the_recipe(trained_ru
         train(_config(trained_run.run_dir.parent, tiny_model_dir, trained_run.run_dir.name), datasets=_datasets())
     with pytest.raises(OutputError, match="cannot change learning_rate"):
         resume(trained_run.run_dir, datasets=_datasets(), learning_rate=1.0)
+
+
+def test_validation_every_n_steps_checkpoints_a_new_best_part_way(tiny_model_dir, tmp_path, monkeypatch):
+    scores = iter([0.2, 0.9])
+
+    def evaluate_dataset(model, dataset, **kwargs):
+        return types.SimpleNamespace(means={"abs_rel": next(scores)})
+
+    monkeypatch.setitem(sys.modules, "tr2m_cli.evaluate", types.SimpleNamespace(evaluate_dataset=evaluate_dataset))
+    config = _config(tmp_path, tiny_model_dir, epochs=1, steps_per_epoch=2, val_every_steps=1, input_size=(28, 42))
+    result = train(config, datasets=_datasets(), val_datasets={"val": SyntheticScenes(1)})
+    best = read_checkpoint(result.best_checkpoint)["progress"]
+    assert (best["epoch"], best["batches_done"], best["global_step"]) == (0, 1, 1)
+    names = sorted(p.name for p in (result.run_dir / "checkpoints").iterdir())
+    assert names == ["epoch-001-step-00000001.safetensors", "epoch-001.safetensors"]

@@ -86,8 +86,9 @@ class _Trainer:
         self.run_folder = RunFolder(config.out)
         self.validating = bool(val_datasets) or (val_datasets is None and bool(config.val_datasets))
         self._last_saved_step = -1
+        self._started_group = not torch.distributed.is_initialized()
         self.procs, self.device = distributed.start(config.device)
-        self._started_group = self.procs.distributed
+        self._started_group &= self.procs.distributed
         try:
             if checkpoint is None and self.run_folder.holds_a_run():
                 raise OutputError(
@@ -97,7 +98,8 @@ class _Trainer:
             distributed.barrier(self.procs)  # every process has looked before rank 0 writes anything
             self._set_up(datasets, val_datasets, checkpoint)
         except BaseException:
-            distributed.stop(self.procs)
+            if self._started_group:
+                distributed.stop(self.procs)
             raise
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -129,7 +131,6 @@ class _Trainer:
             self.projector = ScaleProjector(
                 self.model.spec.head.image_channels, config.projector_hidden, config.projector_channels
             ).to(self.device)
-            self.key_branch = MomentumKeyBranch(self.model.head, self.projector).to(self.device)
         self.parts = TrainableParts(self.model, self.projector)
         trainable = [p for p in self.parts.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -143,20 +144,26 @@ class _Trainer:
         record = self.run_folder.read_record() if checkpoint else {}
         self.validation_history: list[dict[str, Any]] = list(record.get("validation", []))
         self.best: dict[str, Any] | None = record.get("best")
-        self.checkpoint_list: list[str] = list(record.get("checkpoints", []))
         self.last_checkpoint: Path | None = None
         if checkpoint is not None:
             self._load_state(*checkpoint)
+            self.validation_history = [v for v in self.validation_history if v["global_step"] <= self.global_step]
 
         self.step_module = self.parts
         if procs.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
+            # Construction broadcasts rank 0's head and projector to every process.
             self.step_module = DistributedDataParallel(
                 self.parts,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 broadcast_buffers=False,
             )
+        if self.projector is not None:
+            # Copied after DDP's broadcast, so every process starts from the same keys.
+            self.key_branch = MomentumKeyBranch(self.model.head, self.projector).to(self.device)
+            if checkpoint is not None:
+                self.key_branch.load_state_dict(checkpoint[1]["key_branch"])
 
         self.cache = None
         if config.cache_features:
@@ -199,7 +206,6 @@ class _Trainer:
         self.model.head.load_state_dict(state["head"])
         if self.projector is not None:
             self.projector.load_state_dict(state["projector"])
-            self.key_branch.load_state_dict(state["key_branch"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
@@ -264,6 +270,7 @@ class _Trainer:
                         config.checkpoint_every_steps
                         and self.global_step % config.checkpoint_every_steps == 0
                         and self.batches_done < len(schedule)
+                        and self._last_saved_step != self.global_step
                     ):
                         self._checkpoint(end_of_epoch=False)
                 bar.close()
@@ -416,8 +423,6 @@ class _Trainer:
                 state["projector"] = self.projector.state_dict()
                 state["key_branch"] = self.key_branch.state_dict()
             write_checkpoint(path, state)
-            if path.name not in self.checkpoint_list:
-                self.checkpoint_list.append(path.name)
             self.run_folder.prune(self.config.keep_checkpoints)
             self._write_record()
         self.last_checkpoint = path
@@ -435,7 +440,7 @@ class _Trainer:
                 "config": self.config.to_dict(),
                 "encoders": self.encoders,
                 "progress": self._progress(),
-                "checkpoints": self.checkpoint_list,
+                "checkpoints": [path.name for _, path in self.run_folder.all_checkpoints()],
                 "last_checkpoint": self.last_checkpoint.name if self.last_checkpoint else None,
                 "best": self.best,
                 "validation": self.validation_history,
