@@ -146,36 +146,15 @@ def _config(options: dict):
         augment = AugmentSettings.off()
     elif options["no_colour_augment"]:
         augment = AugmentSettings(photometric_probability=0.0)
-    values = dict(
+    values = {field: options[name] for name, field in _FIELDS.items()}
+    values.update(
         out=str(options["out"]),
         data_root=_text(options["data_root"]),
         captions=_text(options["captions"]),
-        val_datasets=split_names(options["val_datasets"]),
-        val_every_steps=options["val_every_steps"],
-        val_limit=options["val_limit"],
-        best_metric=options["best_metric"],
-        model=options["model"],
-        init_head=options["init_head"],
-        head_init=options["head_init"],
-        epochs=options["epochs"],
-        batch_size=options["batch_size"],
-        learning_rate=options["lr"],
-        lr_decay=options["lr_decay"],
-        weight_decay=options["weight_decay"],
-        losses=losses,
-        ema_momentum=options["ema_momentum"],
-        augment=augment,
-        input_size=options["input_size"],
-        steps_per_epoch=options["steps_per_epoch"],
-        seed=options["seed"],
-        device=options["device"],
-        precision=options["precision"],
-        num_workers=options["num_workers"],
         cache_features=_text(options["cache_features"]),
-        checkpoint_every_steps=options["checkpoint_every_steps"],
-        keep_checkpoints=options["keep_checkpoints"],
-        log_every=options["log_every"],
-        tensorboard=options["tensorboard"],
+        val_datasets=split_names(options["val_datasets"]),
+        losses=losses,
+        augment=augment,
         progress=not options["quiet"],
     )
     datasets = split_names(options["datasets"])
@@ -187,17 +166,27 @@ def _config(options: dict):
         raise click.UsageError(str(exc)) from None
 
 
-# CLI option → config field, for settings a resumed run may change.
-_RESUMABLE = {
-    "epochs": "epochs",
-    "data_root": "data_root",
-    "captions": "captions",
-    "val_datasets": "val_datasets",
+# CLI option → config field, where the value passes through unchanged (paths, name lists, loss
+# and augmentation switches are converted in _config).
+_FIELDS = {
     "val_every_steps": "val_every_steps",
     "val_limit": "val_limit",
+    "best_metric": "best_metric",
+    "model": "model",
+    "init_head": "init_head",
+    "head_init": "head_init",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "learning_rate",
+    "lr_decay": "lr_decay",
+    "weight_decay": "weight_decay",
+    "ema_momentum": "ema_momentum",
+    "input_size": "input_size",
+    "steps_per_epoch": "steps_per_epoch",
+    "seed": "seed",
     "device": "device",
+    "precision": "precision",
     "num_workers": "num_workers",
-    "cache_features": "cache_features",
     "checkpoint_every_steps": "checkpoint_every_steps",
     "keep_checkpoints": "keep_checkpoints",
     "log_every": "log_every",
@@ -209,16 +198,21 @@ def _resume_overrides(ctx: click.Context, options: dict) -> dict:
     """Options given on the command line alongside --resume; the rest come from the checkpoint."""
     from click.core import ParameterSource
 
+    from ..train.config import RESUMABLE_OVERRIDES
+
     given = [
         name
         for name in options
         if name not in ("resume_from", "quiet") and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
     ]
-    fixed = [name for name in given if name not in _RESUMABLE]
+    fields = {**_FIELDS, "data_root": "data_root", "captions": "captions", "cache_features": "cache_features",
+              "val_datasets": "val_datasets"}  # fmt: skip
+    fixed = [name for name in given if fields.get(name) not in RESUMABLE_OVERRIDES]
     if fixed:
-        flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
+        spelled = {param.name: param.opts[0] for param in ctx.command.params}
+        flags = ", ".join(spelled[name] for name in fixed)
         raise click.UsageError(f"{flags}: fixed by the run being resumed (start a new run to change them)")
-    overrides = {_RESUMABLE[name]: options[name] for name in given}
+    overrides = {fields[name]: options[name] for name in given}
     for name in ("data_root", "captions", "cache_features"):
         if name in overrides:
             overrides[name] = _text(overrides[name])
