@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,19 +12,6 @@ from tr2m_cli.cli import cli
 from tr2m_cli.cli.train import join_variadic
 from tr2m_cli.train import loop as training_loop
 from tr2m_cli.train.synthetic import SyntheticScenes
-
-
-def test_train_help_imports_nothing_heavy():
-    code = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from tr2m_cli.cli import cli\n"
-        "r = CliRunner().invoke(cli, ['train', '--help']); assert r.exit_code == 0, r.output\n"
-        "r = CliRunner().invoke(cli, ['train', 'export', '--help']); assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'open3d', 'numpy') if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_several_values_after_one_option():
