@@ -126,3 +126,24 @@ def file_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny models run fastest on one thread; on a shared two-core machine two threads spin."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory):
+    """All nine datasets in their native layouts (2 frames each) under their conventional
+    folders, with the paper-style caption release in `captions/`: (root, {name: TinyDataset})."""
+    from tr2m_cli.data.fixtures import write_tiny_data_root
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    return root, write_tiny_data_root(root)

@@ -1,0 +1,185 @@
+"""`tr2m eval`: reproduce the paper's tables on its nine datasets."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from pathlib import Path
+
+import click
+
+from .options import batch_size_option, device_option, model_option, precision_option, quiet_option
+
+DATASET_ROOT_FLAGS = {
+    "nyu": ("--nyu-root",),
+    "kitti": ("--kitti-root",),
+    "void": ("--void-root",),
+    "c3vd": ("--c3vd-root",),
+    "sunrgbd": ("--sunrgbd-root", "--sun-root"),
+    "ibims": ("--ibims-root",),
+    "hypersim": ("--hypersim-root",),
+    "diode": ("--diode-root",),
+    "simcol": ("--simcol-root",),
+}
+NAME_LIST_OPTIONS = ("--datasets", "--zero-shot")
+
+
+class EvalCommand(click.Command):
+    """Lets `--datasets nyu kitti` and `--zero-shot sun ibims` take several names, as typed in the
+    paper's README style: the words after such an option, up to the next option, are its values."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rewritten, current = [], None
+        for arg in args:
+            if arg in NAME_LIST_OPTIONS:
+                current = arg
+                rewritten.append(arg)
+                continue
+            if current is not None and not arg.startswith("-"):
+                if rewritten[-1] == current:
+                    rewritten.append(arg)
+                else:
+                    rewritten.extend([current, arg])
+                continue
+            current = None
+            rewritten.append(arg)
+        return super().parse_args(ctx, rewritten)
+
+
+def _root_options(function):
+    for name, flags in reversed(DATASET_ROOT_FLAGS.items()):
+        function = click.option(
+            *flags, f"{name}_root", type=click.Path(file_okay=False, path_type=Path), default=None,
+            help=f"The {name} root [DATA_ROOT/{name}, $TR2M_{name.upper()}_ROOT].",
+        )(function)
+    return function
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before the (long) run, not after it."""
+    from ..errors import OutputError
+    from ..io.atomic import write_bytes
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".tr2m-write-check"
+        write_bytes(probe, b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write results here ({exc.strerror or exc})") from None
+
+
+def _names(values: tuple[str, ...]) -> list[str]:
+    return [name for value in values for name in value.replace(",", " ").split()]
+
+
+@click.command("eval", cls=EvalCommand)
+@click.option("--datasets", "in_domain", multiple=True, metavar="NAME... | all", help="Sets to evaluate: nyu kitti void c3vd (or any of the nine); all = the four in-domain sets.")
+@click.option("--zero-shot", "zero_shot", multiple=True, metavar="NAME... | all", help="Zero-shot sets: sun ibims hypersim diode simcol; all = those found (absent ones are skipped).")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding nyu/ kitti/ void/ c3vd/ sunrgbd/ ibims/ hypersim/ diode/ simcol/ [$TR2M_DATA_ROOT].")
+@_root_options
+@click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
+@click.option("--captions", type=click.Path(exists=True, path_type=Path), help="The paper's caption folder (text_all/), a per-image tree, a JSON mapping or a one-line-per-image file [$TR2M_CAPTIONS].")
+@click.option("--dataset-captions", "dataset_captions", multiple=True, metavar="NAME=PATH", help="Captions for one set (repeatable); wins over --captions.")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True, help="Split of the in-domain sets (zero-shot sets have only test).")
+@model_option
+@device_option
+@precision_option
+@batch_size_option
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images of each set (a quick check; not comparable with the paper).")
+@click.option("--flip-tta", is_flag=True, help="Average with the prediction on the mirrored photo (not used by the paper).")
+@click.option("--min-depth", type=float, help="Override the evaluation range minimum (metres).")
+@click.option("--max-depth", type=float, help="Override the evaluation range maximum (metres).")
+@click.option("--crop", type=click.Choice(["eigen", "garg", "kb", "none"]), help="Override the evaluation crop.")
+@click.option("--input-size", metavar="HxW|none", help="Override the network input size (multiples of 14; none keeps the aspect ratio).")
+@click.option("--full-ground-truth", is_flag=True, help="KITTI: compare on the full-size ground truth (BTS), not on the 352x1216 window (the authors' code).")
+@click.option("--sun-depth", type=click.Choice(["auto", "rotated", "mm", "reference"]), default="auto", show_default=True, help="SUN RGB-D depth encoding; reference = the authors' v/10000.")
+@click.option("--c3vd-caption", metavar="TEMPLATE", help="C3VD caption template ({part}, {texture}, {sequence}).")
+@click.option("--simcol-caption", metavar="TEMPLATE|reference", help="SimCol caption template ({colon}, {sequence}); reference = the authors' one fixed caption.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [tr2m-eval-<date>-<time>].")
+@click.option("--save-predictions", is_flag=True, help="Save each prediction as float32 metres (.npy) under OUT/predictions/.")
+@click.option("--previews", type=click.IntRange(min=0), default=0, metavar="EVERY", help="Save a preview PNG for every EVERY-th image under OUT/previews/.")
+@click.option("--workers", type=click.IntRange(min=0), help="Image-reading processes [0 on CPU, 4 on CUDA].")
+@quiet_option
+def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, dataset_captions, split, model, device, precision, batch_size,
+                 limit, flip_tta, min_depth, max_depth, crop, input_size, full_ground_truth, sun_depth, c3vd_caption, simcol_caption,
+                 out, save_predictions, previews, workers, quiet, **roots) -> None:
+    """Score a model on the paper's datasets under the paper's protocol, beside its published numbers.
+
+    \b
+    tr2m eval --datasets nyu kitti void c3vd --data-root D --captions D/text_all
+    tr2m eval --zero-shot sun ibims --data-root D
+    tr2m eval --zero-shot all                  (sets without a root are skipped)
+
+    Each set is read in its native layout under DATA_ROOT/<name> (or --<name>-root, or
+    $TR2M_<NAME>_ROOT); see the README for the layouts. Writes OUT/results.json (protocol, model,
+    means), OUT/per_image.csv and OUT/table.txt. Depths and RMSE are in metres (C3VD/SimCol RMSE
+    shown in mm, as the paper reports them).
+    """
+    from ..errors import DatasetError
+    from ..evaluate.report import describe_dataset, describe_model, format_table
+    from ..evaluate.suite import EvalSettings, open_eval_datasets, protocol_for, run_evaluation, select_datasets
+
+    from ..data.protocol import EvalProtocol
+
+    if input_size is not None:
+        EvalProtocol(input_size=input_size)  # a bad size fails before any dataset is read
+    if not in_domain and not zero_shot:
+        raise click.UsageError("name the datasets: --datasets nyu kitti void c3vd and/or --zero-shot sun ibims hypersim diode simcol (or all)")
+    selection = select_datasets({"in-domain": _names(in_domain), "zero-shot": _names(zero_shot)})
+    options = {"sunrgbd": {"depth_encoding": sun_depth}, "kitti": {"gt_root": kitti_gt_root}}
+    if c3vd_caption:
+        options["c3vd"] = {"caption_template": c3vd_caption}
+    if simcol_caption:
+        options["simcol"] = {"caption_template": simcol_caption}
+    roots = {name.removesuffix("_root"): path for name, path in roots.items()}
+    per_dataset = {}
+    for item in dataset_captions:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"'{item}': expected NAME=PATH, e.g. diode=diode_captions.json", param_hint="--dataset-captions")
+        per_dataset[name] = Path(path)
+    datasets, skipped = open_eval_datasets(
+        selection, split=split, data_root=data_root, roots=roots, captions=captions, options=options,
+        dataset_captions=per_dataset,
+    )
+    for notice in skipped:
+        click.echo(f"tr2m: {notice}", err=True)
+    if not datasets:
+        raise DatasetError("none of the selected datasets was found; pass --data-root D (holding nyu/, sunrgbd/, …) or --<name>-root DIR")
+
+    overrides = {
+        key: value
+        for key, value in (("min_depth", min_depth), ("max_depth", max_depth), ("crop", crop), ("input_size", input_size))
+        if value is not None
+    }
+    if full_ground_truth:
+        overrides["crop_ground_truth"] = False
+    click.echo("Protocol (metres):")
+    for dataset in datasets:
+        click.echo("  " + describe_dataset(dataset, protocol_for(dataset, overrides), limit))
+        for note in [*dataset.notes, dataset.captions_source.notice]:
+            if note:
+                click.echo(f"    note: {note}")
+
+    out = out or Path(f"tr2m-eval-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    _check_writable(out)
+
+    from ..model.load import load_model
+    from ..weights.resolve import resolve_model
+
+    folder = resolve_model(model, progress=not quiet)
+    tr2m = load_model(folder, device=device, precision=precision, progress=not quiet)
+    if workers is None:
+        workers = 4 if tr2m.device.type == "cuda" else 0
+    settings = EvalSettings(
+        overrides=overrides, batch_size=batch_size, limit=limit, flip_tta=flip_tta, num_workers=workers,
+        save_predictions=save_predictions, preview_every=previews, progress=not quiet,
+    )
+    results = run_evaluation(
+        tr2m, datasets, out, settings, model_info=describe_model(tr2m, folder), command=["tr2m", *sys.argv[1:]],
+        echo=lambda line: click.echo(line, err=True),
+    )
+    click.echo("")
+    click.echo(format_table(results), nl=False)
+    click.echo(f"\nWrote {out / 'results.json'}, {out / 'per_image.csv'} and {out / 'table.txt'}.")
