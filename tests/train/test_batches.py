@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
 
-from tr2m_cli.data.base import DepthSample
+from tr2m_cli.data import DepthSample, EvalProtocol
 from tr2m_cli.errors import DatasetError
 from tr2m_cli.train.augment import AugmentSettings
 from tr2m_cli.train.batches import TrainingExamples, collate, epoch_schedule, make_sources
@@ -46,15 +44,8 @@ def test_a_dataset_too_small_for_a_batch_is_a_clear_error():
         epoch_schedule([3], 2, epoch=0, seed=0, world_size=4, names=["tiny"])
 
 
-@dataclass(frozen=True)
-class _Protocol:
-    min_depth: float = 1.0
-    max_depth: float = 5.0
-    input_size: tuple = (28, 42)
-
-
 class _Ramp(list):
-    protocol = _Protocol()
+    protocol = EvalProtocol(name="ramp", min_depth=1.0, max_depth=5.0, input_size=(28, 42))
 
 
 def _ramp_dataset() -> _Ramp:
@@ -69,7 +60,7 @@ def _ramp_dataset() -> _Ramp:
 
 def test_sample_is_resized_to_its_protocol_size_with_the_range_applied():
     sources = make_sources({"ramp": _ramp_dataset()}, input_size=None, augment_settings=AugmentSettings.off())
-    assert sources[0].size == (28, 42) and (sources[0].min_depth, sources[0].max_depth) == (1.0, 5.0)
+    assert sources[0].size == (28, 42) and (sources[0].protocol.min_depth, sources[0].max_depth) == (1.0, 5.0)
     example = TrainingExamples(sources, AugmentSettings.off())[epoch_schedule([1], 1, epoch=0, seed=0)[0][0]]
     assert example["image"].shape == (3, 28, 42) and example["depth"].shape == example["valid"].shape == (28, 42)
     depth, valid = example["depth"], example["valid"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import types
 
 import pytest
@@ -13,6 +12,7 @@ from tr2m_cli.errors import OutputError, WeightsError
 from tr2m_cli.losses import LossSettings
 from tr2m_cli.train import AugmentSettings, TrainConfig, export_model, resume, train
 from tr2m_cli.train import loop as training_loop
+from tr2m_cli.train import validation
 from tr2m_cli.train.state import read_checkpoint
 from tr2m_cli.train.synthetic import SyntheticScenes
 
@@ -118,16 +118,16 @@ def test_validation_picks_the_best_checkpoint_through_the_eval_module(tiny_model
     calls = []
 
     def evaluate_dataset(model, dataset, *, protocol=None, batch_size=4, limit=None, progress=True):
-        calls.append((dataset, limit, model.head.training))
+        calls.append((dataset, limit))
         return types.SimpleNamespace(means={"abs_rel": next(scores), "d1": 0.5})
 
-    monkeypatch.setitem(sys.modules, "tr2m_cli.evaluate", types.SimpleNamespace(evaluate_dataset=evaluate_dataset))
+    monkeypatch.setattr(validation, "evaluate_dataset", evaluate_dataset)
     val = SyntheticScenes(2, size=(42, 56), seed=7, name="val")
     losses = LossSettings(contrast_weight=0.0)  # also: the contrast switched off entirely
     config = _config(tmp_path, tiny_model_dir, epochs=3, steps_per_epoch=2, keep_checkpoints=1, val_limit=5, losses=losses)
     result = train(config, datasets=_datasets(), val_datasets={"val": val})
 
-    assert [(d is val, limit, training) for d, limit, training in calls] == [(True, 5, False)] * 3
+    assert [(d is val, limit) for d, limit in calls] == [(True, 5)] * 3
     assert result.best_checkpoint == result.run_dir / "best.safetensors"
     best, last = read_checkpoint(result.best_checkpoint), read_checkpoint(result.last_checkpoint)
     assert best["progress"]["epoch"] == 2 and last["progress"]["epoch"] == 3
@@ -186,10 +186,36 @@ def test_validation_every_n_steps_checkpoints_a_new_best_part_way(tiny_model_dir
     def evaluate_dataset(model, dataset, **kwargs):
         return types.SimpleNamespace(means={"abs_rel": next(scores)})
 
-    monkeypatch.setitem(sys.modules, "tr2m_cli.evaluate", types.SimpleNamespace(evaluate_dataset=evaluate_dataset))
+    monkeypatch.setattr(validation, "evaluate_dataset", evaluate_dataset)
     config = _config(tmp_path, tiny_model_dir, epochs=1, steps_per_epoch=2, val_every_steps=1, input_size=(28, 42))
     result = train(config, datasets=_datasets(), val_datasets={"val": SyntheticScenes(1)})
     best = read_checkpoint(result.best_checkpoint)["progress"]
     assert (best["epoch"], best["batches_done"], best["global_step"]) == (0, 1, 1)
     names = sorted(p.name for p in (result.run_dir / "checkpoints").iterdir())
     assert names == ["epoch-001-step-00000001.safetensors", "epoch-001.safetensors"]
+
+
+def test_trains_on_the_dataset_readers_and_validates_with_the_eval_module(tiny_data_root, tiny_model_dir, tmp_path):
+    """Native-layout fixtures (their test splits stand in for training data): NYU, KITTI (its
+    benchmark crop via the eval protocol) and C3VD (millimetre TIFFs read as metres)."""
+    from tr2m_cli.data import open_dataset
+    from tr2m_cli.train.batches import TrainingExamples, epoch_schedule, make_sources
+
+    root, _ = tiny_data_root
+
+    def opened(name):
+        return open_dataset(name, "test", data_root=root, captions=root / "captions")
+
+    datasets = {name: opened(name) for name in ("nyu", "kitti", "c3vd")}
+    config = _config(tmp_path, tiny_model_dir, datasets=tuple(datasets), input_size=(28, 84), epochs=1, batch_size=2, val_limit=1)
+    result = train(config, datasets=datasets, val_datasets={"nyu": opened("nyu")})
+
+    assert result.global_step == 3  # one batch of each set
+    (entry,) = result.validation
+    assert set(entry["results"]) == {"nyu"} and 0 < entry["results"]["nyu"]["abs_rel"] < float("inf")
+    assert result.best_checkpoint.is_file() and result.model.head.training  # eval mode undone
+    sources = make_sources(datasets, input_size=(28, 84), augment_settings=config.augment)
+    assert [s.colour_jitter for s in sources] == [False, False, True]  # C3VD's own jitter
+    c3vd = TrainingExamples(sources, config.augment)[epoch_schedule([2, 2, 2], 2, epoch=0, seed=0)[2][0]]
+    colon = c3vd["depth"][c3vd["valid"]]
+    assert colon.numel() > 0 and colon.max() <= 0.1  # metres: colon depth is under 10 cm

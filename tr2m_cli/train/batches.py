@@ -20,23 +20,33 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data.base import DepthSample
-from ..errors import DatasetError
+from ..data import DepthSample, EvalProtocol
+from ..errors import DatasetError, InputError
+from ..evaluate import prepare_sample
 from ..model.config import PATCH_SIZE, REFERENCE_SIZE
-from ..model.preprocess import resize_to, to_float_tensor
+from ..model.preprocess import resize_to
 from .augment import AugmentSettings, augment
+
+GENERIC_RANGE = (1e-3, 1e3)
+"""Depth range (metres) used for a dataset that brings no protocol of its own."""
 
 
 @dataclass(frozen=True)
 class TrainingSource:
-    """One dataset in the mix, with what training needs from its protocol."""
+    """One dataset in the mix, with the protocol that says how its samples are prepared."""
 
     name: str
     dataset: Sequence[DepthSample]
-    size: tuple[int, int]  # network input (H, W), multiples of 14
-    min_depth: float | None = None  # metres; ground truth outside (min, max) is not used
-    max_depth: float | None = None
+    protocol: EvalProtocol  # input crop and resizes, depth range (metres), network input size
     colour_jitter: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.protocol.input_size or REFERENCE_SIZE
+
+    @property
+    def max_depth(self) -> float:
+        return self.protocol.max_depth
 
 
 def make_sources(
@@ -45,23 +55,31 @@ def make_sources(
     input_size: tuple[int, int] | None,
     augment_settings: AugmentSettings,
 ) -> list[TrainingSource]:
-    """Each dataset's input size and depth range come from its eval protocol (`dataset.protocol`,
-    the reference's sizes: 434×560, 350×1204, …) unless `input_size` overrides them all."""
+    """A dataset is prepared for training exactly as its evaluation protocol prepares it for
+    `tr2m eval` (`dataset.protocol`: KITTI's benchmark crop, the reference's first resizes, the
+    depth range, the network input size 434×560 / 350×1204 / …), the input size overridable for
+    all. A dataset without a protocol (your own list of samples) is used whole, with ground truth
+    between 1 mm and 1 km, at 434×560."""
     sources = []
     for name, dataset in datasets.items():
         protocol = getattr(dataset, "protocol", None)
-        size = tuple(input_size or getattr(protocol, "input_size", None) or REFERENCE_SIZE)
+        if not isinstance(protocol, EvalProtocol):
+            protocol = EvalProtocol(name=name, min_depth=GENERIC_RANGE[0], max_depth=GENERIC_RANGE[1])
+        size = tuple(input_size or protocol.input_size or REFERENCE_SIZE)
         if len(size) != 2 or any(s <= 0 or s % PATCH_SIZE for s in size):
             raise DatasetError(f"{name}: input size {size} — both sides must be positive multiples of {PATCH_SIZE}")
         if len(dataset) == 0:
             raise DatasetError(f"{name}: the training split holds no samples")
+        try:
+            # Training needs photo and ground truth cropped alike (the authors' KITTI protocol).
+            protocol = protocol.replace(input_size=(int(size[0]), int(size[1])), crop_ground_truth=True)
+        except InputError as exc:
+            raise DatasetError(f"{name}: {exc}") from None
         sources.append(
             TrainingSource(
                 name=name,
                 dataset=dataset,
-                size=(int(size[0]), int(size[1])),
-                min_depth=getattr(protocol, "min_depth", None),
-                max_depth=getattr(protocol, "max_depth", None),
+                protocol=protocol,
                 colour_jitter=name.lower() in augment_settings.jitter_datasets,
             )
         )
@@ -156,16 +174,13 @@ class TrainingExamples(torch.utils.data.Dataset):
         source = self.sources[ref.source]
         sample = source.dataset[ref.index]
         generator = torch.Generator().manual_seed(ref.seed)
-        if not sample.captions:
-            raise DatasetError(f"{source.name}: sample {sample.key} has no caption")
-        caption_index = int(torch.randint(len(sample.captions), (1,), generator=generator))
-        image = resize_to(to_float_tensor(sample.image), source.size)  # bilinear, align_corners (spec §2)
-        depth = torch.from_numpy(sample.depth).float()
-        valid = torch.from_numpy(sample.valid).bool() & torch.isfinite(depth) & (depth > 0)
-        if source.min_depth is not None:
-            valid &= depth > source.min_depth
-        if source.max_depth is not None:
-            valid &= depth < source.max_depth
+        caption_index = int(torch.randint(max(1, len(sample.captions)), (1,), generator=generator))
+        prepared = prepare_sample(sample, source.protocol, caption_index)  # the eval geometry
+        image = resize_to(prepared["pixels"], source.size)  # bilinear, align_corners (spec §2)
+        depth = torch.from_numpy(prepared["depth"]).float()
+        protocol = source.protocol
+        valid = torch.from_numpy(prepared["valid"]).bool() & torch.isfinite(depth)
+        valid &= (depth > protocol.min_depth) & (depth < protocol.max_depth)
         depth, valid = resize_ground_truth(torch.where(valid, depth, torch.zeros_like(depth)), valid, source.size)
         out = augment(image, depth, valid, generator, self.settings, colour_jitter=source.colour_jitter)
         features = None
@@ -175,7 +190,7 @@ class TrainingExamples(torch.utils.data.Dataset):
             "image": out.image.clamp(0, 1),
             "depth": out.depth,
             "valid": out.valid,
-            "caption": sample.captions[caption_index],
+            "caption": prepared["caption"],
             "captions": list(sample.captions),
             "caption_index": caption_index,
             "key": sample.key,

@@ -14,21 +14,11 @@ ground truth, as in real sensors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from ..data.base import DepthSample
-
-
-@dataclass(frozen=True)
-class SyntheticProtocol:
-    """The fields training reads from a dataset's protocol (range in metres, input size)."""
-
-    min_depth: float = 0.1
-    max_depth: float = 10.0
-    input_size: tuple[int, int] | None = None
+from ..data import DepthSample, EvalProtocol
 
 
 class SyntheticScenes(Sequence[DepthSample]):
@@ -44,7 +34,9 @@ class SyntheticScenes(Sequence[DepthSample]):
     ) -> None:
         self.count, self.size, self.seed, self.name = count, tuple(size), seed, name
         self.invalid_fraction = invalid_fraction
-        self.protocol = SyntheticProtocol(input_size=input_size)
+        # Used whole, ground truth between 0.1 and 10 m; input_size None: 434×560 for training,
+        # the model's token budget for evaluation.
+        self.protocol = EvalProtocol(name=name, min_depth=0.1, max_depth=10.0, input_size=input_size)
         self.split = "train"
 
     def __len__(self) -> int:
