@@ -34,7 +34,7 @@ def synthetic_by_name(monkeypatch):
     return opened
 
 
-def test_train_resume_and_export_from_the_command_line(tiny_model_dir, tmp_path, synthetic_by_name):
+def test_train_resume_and_export_from_the_command_line(tiny_model_dir, tmp_path, synthetic_by_name, single_thread):
     run = tmp_path / "run"
     common = ["--model", str(tiny_model_dir), "--device", "cpu", "--workers", "0", "-q"]
     args = ["train", "--datasets", "a", "b", "--data-root", str(tmp_path), "--out", str(run), "--epochs", "1",

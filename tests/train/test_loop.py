@@ -42,8 +42,12 @@ def _same_state(a: dict, b: dict) -> bool:
 @pytest.fixture(scope="module")
 def trained_run(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    result = train(_config(root, tiny_model_dir, epochs=3), datasets=_datasets())
-    return result
+    threads = torch.get_num_threads()  # set up before the per-test single_thread fixture
+    torch.set_num_threads(1)
+    try:
+        return train(_config(root, tiny_model_dir, epochs=3), datasets=_datasets())
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_a_short_run_lowers_the_loss_substantially_and_leaves_encoders_frozen(trained_run, tiny_model):
