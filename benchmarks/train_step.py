@@ -118,6 +118,7 @@ def main() -> None:
         optimizer.step()
         keys.update(model.head, projector, 0.99)
 
+    geometry = {"size": [height, width]}
     results = {"frozen encoders": [], "head + projector + EMA step": [], "cache read (batch)": []}
     with tempfile.TemporaryDirectory() as scratch:
         cache = FeatureCache(Path(scratch), {"benchmark": True}).check()
@@ -127,8 +128,8 @@ def main() -> None:
             for i in range(b):
                 entry = {"image_tokens": state["tokens"][i], "relative_depth": state["relative"][i].to(state["tokens"].dtype),
                          "text_embeds": state["text"][i : i + 1]}  # fmt: skip
-                cache.store("bench", f"k{i}", False, (height, width), captions[i : i + 1], entry)
-            read = timed(lambda: [cache.load("bench", f"k{i}", False, (height, width), captions[i : i + 1]) for i in range(b)], device)
+                cache.store("bench", f"k{i}", False, geometry, captions[i : i + 1], entry)
+            read = timed(lambda: [cache.load("bench", f"k{i}", False, geometry, captions[i : i + 1]) for i in range(b)], device)
             if step:  # the first step warms up allocators and kernels
                 for name, value in zip(results, (enc, head, read)):
                     results[name].append(value)

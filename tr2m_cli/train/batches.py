@@ -48,6 +48,13 @@ class TrainingSource:
     def max_depth(self) -> float:
         return self.protocol.max_depth
 
+    @property
+    def geometry(self) -> dict[str, Any]:
+        """What decides the encoders' input besides the photo and a flip (for the feature cache)."""
+        protocol = self.protocol
+        return {"size": list(self.size), "input_crop": protocol.input_crop,
+                "image_resize": list(protocol.image_resize) if protocol.image_resize else None}  # fmt: skip
+
 
 def make_sources(
     datasets: Mapping[str, Sequence[DepthSample]],
@@ -185,7 +192,7 @@ class TrainingExamples(torch.utils.data.Dataset):
         out = augment(image, depth, valid, generator, self.settings, colour_jitter=source.colour_jitter)
         features = None
         if self.cache is not None:
-            features = self.cache.load(source.name, sample.key, out.flipped, source.size, sample.captions)
+            features = self.cache.load(source.name, sample.key, out.flipped, source.geometry, sample.captions)
         return {
             "image": out.image.clamp(0, 1),
             "depth": out.depth,

@@ -8,9 +8,9 @@ cost a head's forward and backward pass instead of three large encoders.
 back. A horizontal flip is fine (the cache holds the flipped and unflipped variants separately);
 colour, gamma, brightness or jitter changes are not (they change every epoch), so the training
 config refuses a cache while colour augmentation is on. The cache also depends on the encoders,
-the network input size and the precision: these are recorded in `cache.json` and checked, and
-each entry records its size and captions, so a changed caption file means recomputing, not a
-stale answer.
+and the precision: these are recorded in `cache.json` and checked. Each entry records how its
+photo was prepared (input crop, first resize, network size) and its captions, so a changed protocol
+or caption file means recomputing, not a stale answer.
 
 Entries are stored in the encoders' own precision (fp16/bf16 on GPU), so reading them back gives
 the same numbers the encoders produced: a cached run matches an uncached one up to the rounding
@@ -77,9 +77,9 @@ class FeatureCache:
         return self.root / dataset / digest[:2] / f"{digest}{'-flip' if flipped else ''}.safetensors"
 
     def load(
-        self, dataset: str, key: str, flipped: bool, size: tuple[int, int], captions: Sequence[str]
+        self, dataset: str, key: str, flipped: bool, geometry: dict[str, Any], captions: Sequence[str]
     ) -> dict[str, torch.Tensor] | None:
-        """The cached tensors, or None if absent or made for another size or other captions."""
+        """The cached tensors, or None if absent or made for another geometry or other captions."""
         from safetensors import SafetensorError, safe_open
 
         path = self.path(dataset, key, flipped)
@@ -88,7 +88,7 @@ class FeatureCache:
         try:
             with safe_open(str(path), framework="pt", device="cpu") as handle:
                 meta = handle.metadata() or {}
-                if meta.get("key") != key or json.loads(meta.get("size", "null")) != list(size):
+                if meta.get("key") != key or json.loads(meta.get("geometry", "null")) != geometry:
                     return None
                 if json.loads(meta.get("captions", "null")) != list(captions):
                     return None
@@ -101,18 +101,20 @@ class FeatureCache:
         dataset: str,
         key: str,
         flipped: bool,
-        size: tuple[int, int],
+        geometry: dict[str, Any],
         captions: Sequence[str],
         tensors: dict[str, torch.Tensor],
     ) -> None:
         from safetensors.torch import save_file
 
-        metadata = {"key": key, "size": json.dumps(list(size)), "captions": json.dumps(list(captions))}
+        metadata = {"key": key, "geometry": json.dumps(geometry), "captions": json.dumps(list(captions))}
         with atomic_path(self.path(dataset, key, flipped)) as temp:
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(temp), metadata=metadata)
 
 
-def encode_batch(model, pixels: torch.Tensor, batch: dict[str, Any], cache: FeatureCache | None, dataset: str) -> EncoderOutputs:
+def encode_batch(
+    model, pixels: torch.Tensor, batch: dict[str, Any], cache: FeatureCache | None, source
+) -> EncoderOutputs:
     """Run the frozen encoders on a batch (normalised pixels at network size), or take what the
     loader found in the cache and compute only the misses (storing them)."""
     grid = (pixels.shape[-2] // PATCH_SIZE, pixels.shape[-1] // PATCH_SIZE)
@@ -131,7 +133,6 @@ def encode_batch(model, pixels: torch.Tensor, batch: dict[str, Any], cache: Feat
         text_dtype = next(model.text_encoder.parameters()).dtype
         tokens, _ = model.encode_image(pixels[missing])
         relative = model.estimate_relative_depth(pixels[missing]).to(image_dtype)
-        size = tuple(pixels.shape[-2:])
         for row, i in enumerate(missing):
             captions = batch["captions"][i]
             entry = {
@@ -139,7 +140,7 @@ def encode_batch(model, pixels: torch.Tensor, batch: dict[str, Any], cache: Feat
                 "relative_depth": relative[row],
                 "text_embeds": model.encode_text(captions).to(text_dtype),
             }
-            cache.store(dataset, batch["key"][i], batch["flipped"][i], size, captions, entry)
+            cache.store(source.name, batch["key"][i], batch["flipped"][i], source.geometry, captions, entry)
             entries[i] = entry
     device = pixels.device
     return EncoderOutputs(

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..io.atomic import write_text
 
 LOG_NAME = "metrics.jsonl"
@@ -33,6 +34,8 @@ class Logbook:
         self.enabled = enabled
         self._writer = None
         self._started = time.monotonic()
+        if tensorboard and not tensorboard_available():
+            raise InputError("--tensorboard needs the tensorboard package (pip install tensorboard)")
         if enabled and (tensorboard or (tensorboard is None and tensorboard_available())):
             from torch.utils.tensorboard import SummaryWriter
 

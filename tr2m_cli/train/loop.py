@@ -106,7 +106,8 @@ class _Trainer:
 
     def _set_up(self, datasets, val_datasets, checkpoint) -> None:
         config, procs = self.config, self.procs
-        # Datasets first: a wrong root should fail in a second, not after loading large encoders.
+        # What can fail fast goes first, before loading large encoders: the log, the datasets.
+        self.logbook = Logbook(config.out, enabled=procs.is_main, tensorboard=config.tensorboard)
         if datasets is None:
             datasets = open_datasets(config.datasets, "train", data_root=config.data_root, captions=config.captions)
         self.sources = make_sources(datasets, input_size=config.input_size, augment_settings=config.augment)
@@ -169,7 +170,6 @@ class _Trainer:
         if config.cache_features:
             self.cache = FeatureCache(config.cache_features, cache_fingerprint(self.encoders, self.precision)).check()
         self.examples = TrainingExamples(self.sources, config.augment, self.cache)
-        self.logbook = Logbook(config.out, enabled=procs.is_main, tensorboard=config.tensorboard)
         if checkpoint is not None:
             self.logbook.truncate_after(self.global_step)
         if procs.is_main:
@@ -301,7 +301,7 @@ class _Trainer:
         valid = batch["valid"].to(device, non_blocking=True)
         with torch.no_grad():
             pixels = normalize_and_resize(image, source.size)
-            encoded = encode_batch(self.model, pixels, batch, self.cache, source.name)
+            encoded = encode_batch(self.model, pixels, batch, self.cache, source)
         output, queries = self.step_module(encoded.image_tokens, encoded.grid, encoded.relative_depth, encoded.text_embeds)
         keys = None
         if self.key_branch is not None:
