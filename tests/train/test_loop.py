@@ -68,7 +68,7 @@ def test_a_short_run_lowers_the_loss_substantially_and_leaves_encoders_frozen(tr
     assert record["units"] == "metres" and record["progress"]["epoch"] == 3
 
 
-def test_export_gives_a_model_folder_that_loads_and_answers_in_metres(trained_run, tiny_model_dir, tmp_path):
+def test_export_gives_a_model_folder_that_loads_and_answers_in_metres(trained_run, tiny_model_dir, tiny_data_root, tmp_path):
     from tr2m_cli import load_model
     from tr2m_cli.weights.folder import read_model_folder
 
@@ -84,6 +84,17 @@ def test_export_gives_a_model_folder_that_loads_and_answers_in_metres(trained_ru
     image = SyntheticScenes(1, size=(42, 56))[0]
     depth = model.predict(image.image, image.captions[0])
     assert depth.shape == (42, 56) and (depth > 0).all()
+
+    from click.testing import CliRunner
+
+    from tr2m_cli.cli import cli
+
+    root, _ = tiny_data_root  # `tr2m eval --model FOLDER` takes the exported folder as it is
+    args = ["eval", "--datasets", "nyu", "--data-root", str(root), "--captions", str(root / "captions"), "--model",
+            str(folder), "--device", "cpu", "--input-size", "28x42", "--limit", "1", "--out", str(tmp_path / "eval"), "-q"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "eval" / "results.json").is_file()
 
 
 def test_resume_after_an_interruption_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, monkeypatch):
