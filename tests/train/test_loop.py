@@ -13,7 +13,7 @@ from tr2m_cli.losses import LossSettings
 from tr2m_cli.train import AugmentSettings, TrainConfig, export_model, resume, train
 from tr2m_cli.train import loop as training_loop
 from tr2m_cli.train import validation
-from tr2m_cli.train.state import read_checkpoint
+from tr2m_cli.train.state import read_checkpoint, write_checkpoint
 from tr2m_cli.train.synthetic import SyntheticScenes
 
 
@@ -115,7 +115,11 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tiny_model_di
     monkeypatch.setattr(training_loop, "training_loss", real_loss)
     run = tmp_path / "interrupted"
     # Last checkpoint before the crash: step 8, part-way through epoch 2.
-    assert (run / "checkpoints" / "epoch-002-step-00000008.safetensors").is_file()
+    part_way = run / "checkpoints" / "epoch-002-step-00000008.safetensors"
+    state = read_checkpoint(part_way)
+    state["progress"]["processes"] = 2  # as if taken by a 2-process DDP run
+    with pytest.raises(OutputError, match="part-way through an epoch with 2 process"):
+        resume(write_checkpoint(tmp_path / "two-processes.safetensors", state), datasets=_datasets())
     resumed = resume(run, datasets=_datasets())
 
     assert resumed.global_step == straight.global_step == 12

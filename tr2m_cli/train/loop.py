@@ -213,6 +213,14 @@ class _Trainer:
         restore_rng(state["rng"])
         progress = state["progress"]
         self.epoch, self.batches_done = int(progress["epoch"]), int(progress["batches_done"])
+        saved_processes = int(progress.get("processes", 1))
+        if self.batches_done and saved_processes != self.procs.world_size:
+            # Each process's batches depend on the process count: part-way through an epoch the
+            # rest of it only exists for the count the checkpoint was taken with.
+            raise OutputError(
+                f"{path}: taken part-way through an epoch with {saved_processes} process(es); resume it with "
+                f"{saved_processes}, or from an end-of-epoch checkpoint with any number"
+            )
         self.global_step = int(progress["global_step"])
         self.last_checkpoint = path
         self._last_saved_step = self.global_step
@@ -401,6 +409,7 @@ class _Trainer:
             "batches_done": self.batches_done,
             "global_step": self.global_step,
             "epochs_total": self.config.epochs,
+            "processes": self.procs.world_size,
         }
 
     def _checkpoint(self, *, end_of_epoch: bool) -> None:
