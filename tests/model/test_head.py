@@ -166,3 +166,21 @@ def test_metric_from_relative_is_the_tr2m_transfer():
 def test_head_config_rejects_indivisible_heads():
     with pytest.raises(ValueError, match="divisible"):
         HeadConfig(image_channels=30, attention_heads=8)
+
+
+def test_fuse_alone_gives_the_features_the_forward_pass_uses():
+    """Training's momentum copy runs `fuse_tokens` on copied modules: it must be the same path."""
+    import copy
+
+    from tr2m_cli.model.head import fuse_tokens
+
+    torch.manual_seed(1)
+    head = ScaleShiftHead(tiny_head_config()).eval()
+    tokens, text = torch.randn(2, 6, 32), torch.randn(2, 16)
+    with torch.no_grad():
+        full = head(tokens, text, (2, 3)).fused_features
+        alone = head.fuse(tokens, text, (2, 3))
+        copied = fuse_tokens(copy.deepcopy(head.text_align), copy.deepcopy(head.fusion), tokens, text, (2, 3))
+    assert torch.equal(full, alone) and torch.equal(full, copied)
+    with pytest.raises(ValueError, match="do not fill"):
+        head.fuse(tokens, text, (2, 4))

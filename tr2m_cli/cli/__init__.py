@@ -13,6 +13,7 @@ from ..errors import Tr2mError
 COMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("tr2m_cli.cli.weights", "weights"),
     "eval": ("tr2m_cli.cli.eval", "eval_command"),
+    "train": ("tr2m_cli.cli.train", "train"),
 }
 
 

@@ -156,6 +156,25 @@ class HeadOutput:
     fused_features: torch.Tensor  # [B, C, h, w], the token grid after image–text fusion
 
 
+def fuse_tokens(
+    text_align: TextAlign | None,
+    fusion: FusionBlock,
+    image_tokens: torch.Tensor,
+    text_embeds: torch.Tensor,
+    grid: tuple[int, int],
+) -> torch.Tensor:
+    """Image tokens [B, h·w, C] + text embedding [B, T] → fused token grid [B, C, h, w].
+
+    A function of the two modules rather than a method, so training's momentum (EMA) copy of
+    them runs exactly the same computation."""
+    h, w = grid
+    if image_tokens.shape[1] != h * w:
+        raise ValueError(f"{image_tokens.shape[1]} image tokens do not fill a {h}×{w} grid")
+    text = text_align(text_embeds) if text_align is not None else text_embeds
+    fused = fusion(image_tokens, text[:, None, :].to(image_tokens.dtype))
+    return fused.transpose(1, 2).reshape(fused.shape[0], fused.shape[2], h, w)
+
+
 class ScaleShiftHead(nn.Module):
     """The whole trainable network (18,959,746 parameters at the released widths)."""
 
@@ -182,6 +201,11 @@ class ScaleShiftHead(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
+    def fuse(self, image_tokens: torch.Tensor, text_embeds: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """The image–text fusion alone → the token grid [B, C, h, w] (what training's
+        scale-oriented contrast reads)."""
+        return fuse_tokens(self.text_align, self.fusion, image_tokens, text_embeds, grid)
+
     def forward(
         self,
         image_tokens: torch.Tensor,
@@ -192,11 +216,7 @@ class ScaleShiftHead(nn.Module):
         """image_tokens [B, h·w, C] (row-major patch tokens), text_embeds [B, T]; the maps come
         out at `output_size`, by default the network input size (14h, 14w)."""
         h, w = grid
-        if image_tokens.shape[1] != h * w:
-            raise ValueError(f"{image_tokens.shape[1]} image tokens do not fill a {h}×{w} grid")
-        text = self.text_align(text_embeds) if self.text_align is not None else text_embeds
-        fused = self.fusion(image_tokens, text[:, None, :].to(image_tokens.dtype))
-        grid_features = fused.transpose(1, 2).reshape(fused.shape[0], fused.shape[2], h, w)
+        grid_features = self.fuse(image_tokens, text_embeds, grid)
         features = self.trunk(grid_features)
         size = output_size or (h * PATCH_SIZE, w * PATCH_SIZE)
         return HeadOutput(

@@ -1,0 +1,77 @@
+"""`tr2m train` and `tr2m train export` on the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tr2m_cli.cli import cli
+from tr2m_cli.cli.train import join_variadic
+from tr2m_cli.train import loop as training_loop
+from tr2m_cli.train.synthetic import SyntheticScenes
+
+
+def test_several_values_after_one_option():
+    args = ["--datasets", "nyu", "kitti", "--out", "r", "--val-datasets", "ibims", "export"]
+    assert join_variadic(args, ("--datasets", "--val-datasets"), stop=("export",)) == [
+        "--datasets", "nyu,kitti", "--out", "r", "--val-datasets", "ibims", "export"
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def synthetic_by_name(monkeypatch):
+    """Datasets by name, as tr2m_cli.data would open them, without a dataset on disk."""
+    opened = []
+
+    def open_datasets(names, split, *, data_root=None, captions=None):
+        opened.append((tuple(names), split, data_root))
+        return {name: SyntheticScenes(8, size=(28, 42), seed=i, name=name) for i, name in enumerate(names)}
+
+    monkeypatch.setattr(training_loop, "open_datasets", open_datasets)
+    return opened
+
+
+def test_train_resume_and_export_from_the_command_line(tiny_model_dir, tmp_path, synthetic_by_name, single_thread):
+    run = tmp_path / "run"
+    common = ["--model", str(tiny_model_dir), "--device", "cpu", "--workers", "0", "-q"]
+    args = ["train", "--datasets", "a", "b", "--data-root", str(tmp_path), "--out", str(run), "--epochs", "1",
+            "--batch-size", "4", "--lr", "1e-3", "--input-size", "28x42", "--no-contrast", "--w-smooth", "0.5", *common]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert synthetic_by_name == [(("a", "b"), "train", str(tmp_path))]
+    assert f"tr2m train export {run} --which last" in result.output
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert config["losses"]["contrast_weight"] == 0.0 and config["losses"]["smoothness_weight"] == 0.5
+    assert config["input_size"] == [28, 42] and config["datasets"] == ["a", "b"]
+
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--epochs", "2", "--device", "cpu", "--workers", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (run / "checkpoints" / "epoch-002.safetensors").is_file()
+
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--lr", "1"])
+    assert result.exit_code == 2 and "--lr: fixed by the run being resumed" in result.output
+
+    model = tmp_path / "model"
+    result = CliRunner().invoke(cli, ["train", "export", str(run), "--which", "last", "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    from tr2m_cli.model.checkpoint import load_head
+    from tr2m_cli.train.state import read_checkpoint
+
+    head = load_head(model / "head.safetensors")
+    trained = read_checkpoint(run / "checkpoints" / "epoch-002.safetensors")["head"]
+    assert all(torch.equal(head.state_dict()[k], trained[k]) for k in trained)
+
+
+def test_mistakes_are_one_line_errors(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--datasets", "nyu", "--data-root", str(tmp_path / "none"), "--out", str(tmp_path / "r")])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("tr2m: error: ")
+    result = CliRunner().invoke(cli, ["train", "--datasets", "nyu"])
+    assert result.exit_code == 2 and "--out is required" in result.output
+    result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "r"), "--cache-features", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "colour augmentation" in result.output
+    result = CliRunner().invoke(cli, ["train", "export", str(tmp_path), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "not a training run folder" in result.output

@@ -1,0 +1,239 @@
+"""`tr2m train`: train TR2M's head (spec §4); `tr2m train export`: a model folder from a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import device_option, model_option, precision_option, quiet_option
+
+# Options that take several values, as in `--datasets nyu kitti void c3vd`.
+VARIADIC_OPTIONS = ("--datasets", "--val-datasets")
+
+
+def join_variadic(args: list[str], names: tuple[str, ...], stop: tuple[str, ...] = ()) -> list[str]:
+    """Rewrite `--datasets a b c` as `--datasets a,b,c` (click options take one value each).
+    `--datasets a,b` and repeated `--datasets a --datasets b` keep working."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        out.append(arg)
+        i += 1
+        if arg in names:
+            values = []
+            while i < len(args) and not args[i].startswith("-") and args[i] not in stop:
+                values.append(args[i])
+                i += 1
+            out.append(",".join(values))
+    return out
+
+
+def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name for value in values for name in value.split(",") if name.strip())
+
+
+class TrainGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, join_variadic(list(args), VARIADIC_OPTIONS, stop=tuple(self.commands)))
+
+
+def _size(ctx, param, value: str | None):
+    if value is None:
+        return None
+    try:
+        height, width = (int(v) for v in value.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise click.BadParameter(f"'{value}': expected HxW, e.g. 434x560") from None
+    return height, width
+
+
+@click.group(cls=TrainGroup, invoke_without_command=True, no_args_is_help=True)
+@click.option("--datasets", multiple=True, metavar="NAME…", help="Training sets, mixed one batch each in turn [default: nyu kitti void c3vd].")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding each dataset's sub-folder.")
+@click.option("--captions", type=click.Path(path_type=Path), help="Caption folder or mapping, passed to the dataset readers.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run folder (checkpoints, metrics.jsonl, run.json).")
+@click.option("--resume", "resume_from", type=click.Path(exists=True, path_type=Path), metavar="RUN|CHECKPOINT", help="Continue a run exactly where it stopped.")
+@model_option
+@click.option("--init-head", is_flag=True, help="Start from the model's head (fine-tune) instead of a new one.")
+@click.option("--head-init", type=click.Choice(["pytorch", "kaiming"]), default="pytorch", show_default=True, help="Initialisation of a new head.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Per process.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True, help="AdamW learning rate.")
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True, help="Factor per epoch.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True)
+@click.option("--w-si", type=click.FloatRange(min=0), default=1.0, show_default=True, help="λ1, scale-invariant loss.")
+@click.option("--w-pseudo", type=click.FloatRange(min=0), default=0.5, show_default=True, help="λ2, thresholded pseudo-depth loss.")
+@click.option("--w-contrast", type=click.FloatRange(min=0), default=0.1, show_default=True, help="λ3, scale-oriented contrast.")
+@click.option("--w-smooth", type=click.FloatRange(min=0), default=0.01, show_default=True, help="λ4, edge-aware smoothness.")
+@click.option("--no-si", is_flag=True, help="Switch L_si off.")
+@click.option("--no-pseudo", is_flag=True, help="Switch L_tp-si off.")
+@click.option("--no-contrast", is_flag=True, help="Switch L_soc off (no projector, no momentum branch).")
+@click.option("--no-smooth", is_flag=True, help="Switch the smoothness term off.")
+@click.option("--si-lambda", type=click.FloatRange(0, 1), default=0.15, show_default=True, help="λ inside L_si.")
+@click.option("--pseudo-threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="δ1 gate ρ of L_tp-si.")
+@click.option("--scale-classes", type=click.IntRange(min=2), default=20, show_default=True, help="|C| of L_soc.")
+@click.option("--ema-momentum", type=click.FloatRange(0, 1), default=0.99, show_default=True)
+@click.option("--no-augment", is_flag=True, help="No flips and no colour changes.")
+@click.option("--no-colour-augment", is_flag=True, help="Flips only (what --cache-features allows).")
+@click.option("--input-size", callback=_size, metavar="HxW", help="Network input for every set [default: each set's eval size].")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Cap an epoch's batches.")
+@click.option("--val-datasets", multiple=True, metavar="NAME…", help="Validate on these test splits with the eval module.")
+@click.option("--val-every", "val_every_steps", type=click.IntRange(min=1), metavar="STEPS", help="Validate every STEPS steps [default: each epoch end].")
+@click.option("--val-limit", type=click.IntRange(min=1), metavar="N", help="Images per validation set.")
+@click.option("--best-metric", default="abs_rel", show_default=True, help="Mean over validation sets that picks the best checkpoint.")
+@device_option
+@precision_option
+@click.option("--workers", "num_workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data-loading processes.")
+@click.option("--cache-features", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Cache frozen-encoder outputs (needs --no-colour-augment).")
+@click.option("--checkpoint-every", "checkpoint_every_steps", type=click.IntRange(min=1), metavar="STEPS", help="Also checkpoint every STEPS steps.")
+@click.option("--keep", "keep_checkpoints", type=click.IntRange(min=1), default=3, show_default=True, help="Checkpoints kept (besides the best).")
+@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, metavar="STEPS")
+@click.option("--tensorboard/--no-tensorboard", default=None, help="TensorBoard logs [default: if installed].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@quiet_option
+@click.pass_context
+def train(ctx: click.Context, **options) -> None:
+    """Train TR2M's scale/shift head on RGB-D datasets (the paper's recipe, spec §4).
+
+    \b
+      tr2m train --datasets nyu kitti void c3vd --data-root D --out runs/exp1
+      tr2m train --resume runs/exp1                 # continue exactly
+      tr2m train export runs/exp1 --out models/exp1 # a model folder for convert/eval
+      torchrun --nproc_per_node 8 -m tr2m_cli train ...   # several GPUs (DDP)
+
+    Depth is in metres throughout. Defaults are the paper's (AdamW lr 1e-5 ×0.9/epoch, batch 8,
+    20 epochs, λ 1/0.5/0.1/0.01); see docs/training.md for every default and its source.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..train import resume, train as run_training
+
+    try:
+        if options["resume_from"] is not None:
+            overrides = _resume_overrides(ctx, options)
+            result = resume(options["resume_from"], **overrides)
+        else:
+            if options["out"] is None:
+                raise click.UsageError("--out is required for a new run (or give --resume RUN)")
+            result = run_training(_config(options))
+    except KeyboardInterrupt:
+        target = options["resume_from"] or options["out"]
+        click.echo(f"\ninterrupted; continue with: tr2m train --resume {target}", err=True)
+        ctx.exit(130)
+    if result.last_checkpoint is not None:
+        click.echo(f"run: {result.run_dir}  last checkpoint: {result.last_checkpoint}")
+        which = "best" if result.best_checkpoint else "last"
+        click.echo(f"export: tr2m train export {result.run_dir} --which {which} --out MODEL_DIR")
+
+
+def _config(options: dict):
+    from ..losses import LossSettings
+    from ..train import AugmentSettings, TrainConfig
+
+    losses = LossSettings(
+        si_weight=0.0 if options["no_si"] else options["w_si"],
+        pseudo_weight=0.0 if options["no_pseudo"] else options["w_pseudo"],
+        contrast_weight=0.0 if options["no_contrast"] else options["w_contrast"],
+        smoothness_weight=0.0 if options["no_smooth"] else options["w_smooth"],
+        variance_focus=options["si_lambda"],
+        pseudo_threshold=options["pseudo_threshold"],
+        scale_classes=options["scale_classes"],
+    )
+    augment = AugmentSettings()
+    if options["no_augment"]:
+        augment = AugmentSettings.off()
+    elif options["no_colour_augment"]:
+        augment = AugmentSettings(photometric_probability=0.0)
+    values = {field: options[name] for name, field in _FIELDS.items()}
+    values.update(
+        out=str(options["out"]),
+        data_root=_text(options["data_root"]),
+        captions=_text(options["captions"]),
+        cache_features=_text(options["cache_features"]),
+        val_datasets=split_names(options["val_datasets"]),
+        losses=losses,
+        augment=augment,
+        progress=not options["quiet"],
+    )
+    datasets = split_names(options["datasets"])
+    if datasets:
+        values["datasets"] = datasets
+    try:
+        return TrainConfig(**values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+# CLI option → config field, where the value passes through unchanged (paths, name lists, loss
+# and augmentation switches are converted in _config).
+_FIELDS = {
+    "val_every_steps": "val_every_steps",
+    "val_limit": "val_limit",
+    "best_metric": "best_metric",
+    "model": "model",
+    "init_head": "init_head",
+    "head_init": "head_init",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "learning_rate",
+    "lr_decay": "lr_decay",
+    "weight_decay": "weight_decay",
+    "ema_momentum": "ema_momentum",
+    "input_size": "input_size",
+    "steps_per_epoch": "steps_per_epoch",
+    "seed": "seed",
+    "device": "device",
+    "precision": "precision",
+    "num_workers": "num_workers",
+    "checkpoint_every_steps": "checkpoint_every_steps",
+    "keep_checkpoints": "keep_checkpoints",
+    "log_every": "log_every",
+    "tensorboard": "tensorboard",
+}
+
+
+def _resume_overrides(ctx: click.Context, options: dict) -> dict:
+    """Options given on the command line alongside --resume; the rest come from the checkpoint."""
+    from click.core import ParameterSource
+
+    from ..train.config import RESUMABLE_OVERRIDES
+
+    given = [
+        name
+        for name in options
+        if name not in ("resume_from", "quiet") and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    ]
+    fields = {**_FIELDS, "data_root": "data_root", "captions": "captions", "cache_features": "cache_features",
+              "val_datasets": "val_datasets"}  # fmt: skip
+    fixed = [name for name in given if fields.get(name) not in RESUMABLE_OVERRIDES]
+    if fixed:
+        spelled = {param.name: param.opts[0] for param in ctx.command.params}
+        flags = ", ".join(spelled[name] for name in fixed)
+        raise click.UsageError(f"{flags}: fixed by the run being resumed (start a new run to change them)")
+    overrides = {fields[name]: options[name] for name in given}
+    for name in ("data_root", "captions", "cache_features"):
+        if name in overrides:
+            overrides[name] = _text(overrides[name])
+    if "val_datasets" in overrides:
+        overrides["val_datasets"] = split_names(overrides["val_datasets"])
+    overrides["progress"] = not options["quiet"]
+    return overrides
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+@train.command("export")
+@click.argument("source", type=click.Path(exists=True, path_type=Path), metavar="RUN|CHECKPOINT")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model folder to write.")
+@click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True, help="For a run folder: which checkpoint.")
+@click.option("--name", help="Model name recorded in tr2m.json [default: the folder's name].")
+@click.option("--force", is_flag=True, help="Replace a model already in --out.")
+def export(source: Path, out: Path, which: str, name: str | None, force: bool) -> None:
+    """Turn a run's best (or last) checkpoint into a model folder: --model DIR for convert/eval."""
+    from ..train import export_model
+
+    click.echo(str(export_model(source, out, which=which, name=name, overwrite=force)))

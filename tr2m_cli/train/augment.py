@@ -1,0 +1,132 @@
+"""Training augmentation: a horizontal flip (image and depth together) and photometric changes
+(image only): gamma, brightness and per-channel colour, or a colour jitter for endoscopy (C3VD).
+
+The paper names flip and colour/gamma/brightness without values; ours are BTS's, the lineage the
+release's options come from (gamma, brightness and colour factors each in [0.9, 1.1], applied half
+of the time). Every random draw comes from the generator passed in, which the sampler seeds per
+sample: a sample is augmented the same way whichever worker loads it, and a resumed run repeats
+exactly what an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+import torch
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    flip_probability: float = 0.5  # ours (standard)
+    photometric_probability: float = 0.5  # ours, after BTS
+    gamma: tuple[float, float] = (0.9, 1.1)  # ours, after BTS
+    brightness: tuple[float, float] = (0.9, 1.1)  # ours, after BTS (KITTI's range)
+    colour: tuple[float, float] = (0.9, 1.1)  # ours, after BTS
+    jitter_datasets: tuple[str, ...] = ("c3vd",)  # paper: colour jitter for C3VD
+    jitter_brightness: float = 0.2  # ours: factors in [1 − x, 1 + x]
+    jitter_contrast: float = 0.2  # ours
+    jitter_saturation: float = 0.2  # ours
+    jitter_hue: float = 0.05  # ours: hue turned by up to ±x of a full turn
+
+    def __post_init__(self) -> None:
+        for name in ("flip_probability", "photometric_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} = {getattr(self, name)}: a probability in [0, 1]")
+        for name in ("gamma", "brightness", "colour"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"{name} range {low}..{high}: need 0 < low ≤ high")
+
+    @property
+    def changes_encoder_inputs(self) -> bool:
+        """Photometric changes alter what the frozen encoders see; a flip only selects one of two
+        fixed variants (so cached encoder outputs stay valid with flips alone)."""
+        return self.photometric_probability > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AugmentSettings":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+
+    @classmethod
+    def off(cls) -> "AugmentSettings":
+        return cls(flip_probability=0.0, photometric_probability=0.0)
+
+
+@dataclass
+class Augmented:
+    image: torch.Tensor  # [3, H, W] in [0, 1]
+    depth: torch.Tensor  # [H, W] metres
+    valid: torch.Tensor  # [H, W] bool
+    flipped: bool
+
+
+def _uniform(generator: torch.Generator, low: float, high: float, size: int = 1) -> torch.Tensor:
+    return low + (high - low) * torch.rand(size, generator=generator)
+
+
+def augment(
+    image: torch.Tensor,
+    depth: torch.Tensor,
+    valid: torch.Tensor,
+    generator: torch.Generator,
+    settings: AugmentSettings,
+    *,
+    colour_jitter: bool = False,
+) -> Augmented:
+    """One sample's augmentation. The draws happen in a fixed order whatever is enabled, so
+    switching one change off does not reshuffle the others."""
+    flip = bool(torch.rand(1, generator=generator) < settings.flip_probability)
+    photometric = bool(torch.rand(1, generator=generator) < settings.photometric_probability)
+    if flip:
+        image, depth, valid = image.flip(-1), depth.flip(-1), valid.flip(-1)
+    if photometric:
+        image = colour_jittered(image, generator, settings) if colour_jitter else bts_photometric(image, generator, settings)
+    return Augmented(image=image, depth=depth, valid=valid, flipped=flip)
+
+
+def bts_photometric(image: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> torch.Tensor:
+    """Gamma, then brightness, then a factor per colour channel, clipped to [0, 1]."""
+    gamma = _uniform(generator, *settings.gamma).item()
+    brightness = _uniform(generator, *settings.brightness).item()
+    colour = _uniform(generator, *settings.colour, size=3).view(3, 1, 1)
+    out = image.clamp(0, 1) ** gamma * brightness * colour
+    return out.clamp(0, 1)
+
+
+# YIQ separates luma from chroma; turning the (I, Q) plane turns the hue.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def colour_jittered(image: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> torch.Tensor:
+    """Brightness, contrast, saturation and hue changes, each by a random factor (torchvision's
+    ColorJitter in spirit; torchvision is not a dependency here)."""
+
+    def factor(amount: float) -> float:
+        return _uniform(generator, max(0.0, 1.0 - amount), 1.0 + amount).item()
+
+    brightness, contrast = factor(settings.jitter_brightness), factor(settings.jitter_contrast)
+    saturation = factor(settings.jitter_saturation)
+    hue = _uniform(generator, -settings.jitter_hue, settings.jitter_hue).item()
+    out = (image * brightness).clamp(0, 1)
+    grey = (_RGB_TO_YIQ[0].to(out) @ out.flatten(1)).view(1, *out.shape[1:])
+    out = ((out - grey.mean()) * contrast + grey.mean()).clamp(0, 1)
+    grey = (_RGB_TO_YIQ[0].to(out) @ out.flatten(1)).view(1, *out.shape[1:])
+    out = ((out - grey) * saturation + grey).clamp(0, 1)
+    return rotate_hue(out, hue).clamp(0, 1)
+
+
+def rotate_hue(image: torch.Tensor, turns: float) -> torch.Tensor:
+    """Turn the hue of [3, H, W] RGB by `turns` of a full circle (luma unchanged)."""
+    if turns == 0:
+        return image
+    angle = 2 * math.pi * turns
+    c, s = math.cos(angle), math.sin(angle)
+    rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    matrix = torch.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
+    return (matrix.to(image) @ image.flatten(1)).view_as(image)

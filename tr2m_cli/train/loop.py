@@ -1,0 +1,463 @@
+"""The training loop: `train(config)` starts a run, `resume(run_folder)` continues one exactly.
+
+One step: the frozen encoders (no gradient, eval mode, or the feature cache) give image tokens,
+relative depth and the caption's embedding; the head predicts scale and shift maps (autocast in
+the model's precision); the projector and its momentum copy give query and key features; the
+loss of spec §4 is back-propagated into head and projector only; AdamW steps (through the fp16
+gradient scaler on CUDA); the momentum branch follows. The learning rate decays ×0.9 per epoch.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import OutputError
+from ..losses import training_loss
+from ..model.head import ScaleShiftHead
+from ..model.preprocess import normalize_and_resize
+from . import distributed
+from .batches import TrainingExamples, collate, epoch_schedule, make_sources
+from .config import TrainConfig
+from .features import FeatureCache, cache_fingerprint, encode_batch
+from .logbook import Logbook
+from .run_folder import RunFolder, find_checkpoint
+from .state import capture_rng, read_checkpoint, restore_rng, write_checkpoint
+from .trainable import MomentumKeyBranch, ScaleProjector, TrainableParts, initialise_head
+from .validation import improves, open_datasets, summary, validate
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: Any  # the TR2M whose head was trained (on the training device)
+    global_step: int
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None
+    validation: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    datasets: Mapping[str, Sequence] | None = None,
+    val_datasets: Mapping[str, Sequence] | None = None,
+) -> TrainResult:
+    """Start a new run in `config.out`.
+
+    `datasets` / `val_datasets`: name → a sequence of `DepthSample`s (anything indexable, e.g.
+    your own dataset); by default the names in the config are opened with
+    `tr2m_cli.data.open_dataset` (training on their "train" split, validating on "test").
+    Under torchrun every process calls this; each trains on its own shard.
+    """
+    return _Trainer(config, datasets, val_datasets, checkpoint=None).run()
+
+
+def resume(
+    source: str | Path,
+    *,
+    datasets: Mapping[str, Sequence] | None = None,
+    val_datasets: Mapping[str, Sequence] | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """Continue a run from its newest checkpoint (or the checkpoint file given), with the
+    settings it was started with. `overrides` may change only what does not alter the steps
+    (e.g. `epochs` to train longer, `num_workers`, validation); see `RESUMABLE_OVERRIDES`."""
+    path = find_checkpoint(source, "last")
+    state = read_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(state["config"]).with_overrides(overrides)
+    except ValueError as exc:
+        raise OutputError(f"{path}: {exc}") from None
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else Path(config.out)
+    config = replace(config, out=str(run_dir))
+    return _Trainer(config, datasets, val_datasets, checkpoint=(path, state)).run()
+
+
+class _Trainer:
+    def __init__(self, config: TrainConfig, datasets, val_datasets, checkpoint) -> None:
+        self.config = config
+        self.run_folder = RunFolder(config.out)
+        self.validating = bool(val_datasets) or (val_datasets is None and bool(config.val_datasets))
+        self._last_saved_step = -1
+        self._started_group = not torch.distributed.is_initialized()
+        self.procs, self.device = distributed.start(config.device)
+        self._started_group &= self.procs.distributed
+        try:
+            if checkpoint is None and self.run_folder.holds_a_run():
+                raise OutputError(
+                    f"{config.out}: already holds a training run; continue it with --resume {config.out} "
+                    f"or choose another --out"
+                )
+            distributed.barrier(self.procs)  # every process has looked before rank 0 writes anything
+            self._set_up(datasets, val_datasets, checkpoint)
+        except BaseException:
+            if self._started_group:
+                distributed.stop(self.procs)
+            raise
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def _set_up(self, datasets, val_datasets, checkpoint) -> None:
+        config, procs = self.config, self.procs
+        # What can fail fast goes first, before loading large encoders: the log, the datasets.
+        self.logbook = Logbook(config.out, enabled=procs.is_main, tensorboard=config.tensorboard)
+        if datasets is None:
+            datasets = open_datasets(config.datasets, "train", data_root=config.data_root, captions=config.captions)
+        self.sources = make_sources(datasets, input_size=config.input_size, augment_settings=config.augment)
+        self.val_datasets: Mapping[str, Sequence] = {}
+        if procs.is_main:
+            if val_datasets is not None:
+                self.val_datasets = val_datasets
+            elif config.val_datasets:
+                self.val_datasets = open_datasets(
+                    config.val_datasets, "test", data_root=config.data_root, captions=config.captions
+                )
+        _seed_everything(config.seed)
+        self.model, self.encoders = self._load_model()
+        self.precision = self.model.precision
+        head = self.model.head
+        if not config.init_head:
+            head = initialise_head(ScaleShiftHead(self.model.spec.head), config.head_init)
+            self.model.head = head.to(self.device)
+        self.model.head.train()
+        self.projector = self.key_branch = None
+        if config.uses_contrast:
+            self.projector = ScaleProjector(
+                self.model.spec.head.image_channels, config.projector_hidden, config.projector_channels
+            ).to(self.device)
+        self.parts = TrainableParts(self.model, self.projector)
+        trainable = [p for p in self.parts.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps
+        )
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
+        fp16_on_gpu = self.precision == torch.float16 and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16_on_gpu)
+
+        self.epoch, self.batches_done, self.global_step = 0, 0, 0
+        record = self.run_folder.read_record() if checkpoint else {}
+        self.validation_history: list[dict[str, Any]] = list(record.get("validation", []))
+        self.best: dict[str, Any] | None = record.get("best")
+        self.last_checkpoint: Path | None = None
+        if checkpoint is not None:
+            self._load_state(*checkpoint)
+            self.validation_history = [v for v in self.validation_history if v["global_step"] <= self.global_step]
+
+        self.step_module = self.parts
+        if procs.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Construction broadcasts rank 0's head and projector to every process.
+            self.step_module = DistributedDataParallel(
+                self.parts,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False,
+            )
+        if self.projector is not None:
+            # Copied after DDP's broadcast, so every process starts from the same keys.
+            self.key_branch = MomentumKeyBranch(self.model.head, self.projector).to(self.device)
+            if checkpoint is not None:
+                self.key_branch.load_state_dict(checkpoint[1]["key_branch"])
+
+        self.cache = None
+        if config.cache_features:
+            self.cache = FeatureCache(config.cache_features, cache_fingerprint(self.encoders, self.precision)).check()
+        self.examples = TrainingExamples(self.sources, config.augment, self.cache)
+        if checkpoint is not None:
+            self.logbook.truncate_after(self.global_step)
+        if procs.is_main:
+            self._write_record()
+        distributed.barrier(procs)
+
+    def _load_model(self):
+        """Load on rank 0 first, so only one process downloads what is missing."""
+        from ..model.encoders import resolve_source
+        from ..model.load import load_model
+        from ..weights.folder import read_model_folder
+        from ..weights.resolve import resolve_model
+
+        if not self.procs.is_main:
+            distributed.barrier(self.procs)
+        model = load_model(
+            self.config.model, device=self.device, precision=self.config.precision, progress=self.procs.is_main
+        )
+        if self.procs.is_main:
+            distributed.barrier(self.procs)
+        folder = resolve_model(self.config.model, download=False)
+        sources = read_model_folder(folder).encoders
+        encoders = {
+            "image": resolve_source(sources.image, folder),
+            "text": resolve_source(sources.text, folder),
+            "relative_depth": resolve_source(sources.relative_depth, folder),
+        }
+        return model, encoders
+
+    def _load_state(self, path: Path, state: dict[str, Any]) -> None:
+        from ..model.checkpoint import check_state_dict
+
+        check_state_dict(self.model.head.state_dict(), state["head"], path)
+        self.model.head.load_state_dict(state["head"])
+        if self.projector is not None:
+            self.projector.load_state_dict(state["projector"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"])
+        progress = state["progress"]
+        self.epoch, self.batches_done = int(progress["epoch"]), int(progress["batches_done"])
+        saved_processes = int(progress.get("processes", 1))
+        if self.batches_done and saved_processes != self.procs.world_size:
+            # Each process's batches depend on the process count: part-way through an epoch the
+            # rest of it only exists for the count the checkpoint was taken with.
+            raise OutputError(
+                f"{path}: taken part-way through an epoch with {saved_processes} process(es); resume it with "
+                f"{saved_processes}, or from an end-of-epoch checkpoint with any number"
+            )
+        self.global_step = int(progress["global_step"])
+        self.last_checkpoint = path
+        self._last_saved_step = self.global_step
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        from tqdm import tqdm
+
+        config, procs = self.config, self.procs
+        try:
+            sizes = [len(s.dataset) for s in self.sources]
+            names = [s.name for s in self.sources]
+            while self.epoch < config.epochs:
+                schedule = epoch_schedule(
+                    sizes,
+                    config.batch_size,
+                    epoch=self.epoch,
+                    seed=config.seed,
+                    rank=procs.rank,
+                    world_size=procs.world_size,
+                    steps_per_epoch=config.steps_per_epoch,
+                    names=names,
+                )
+                loader = torch.utils.data.DataLoader(
+                    self.examples,
+                    batch_sampler=schedule[self.batches_done :],
+                    num_workers=config.num_workers,
+                    collate_fn=collate,
+                    pin_memory=self.device.type == "cuda",
+                )
+                bar = tqdm(
+                    total=len(schedule),
+                    initial=self.batches_done,
+                    desc=f"epoch {self.epoch + 1}/{config.epochs}",
+                    unit="batch",
+                    disable=not (procs.is_main and config.progress),
+                    dynamic_ncols=True,
+                )
+                running: dict[str, list[torch.Tensor]] = {}
+                for batch in loader:
+                    terms = self._step(batch)
+                    self.batches_done += 1
+                    self.global_step += 1
+                    for name, value in terms.items():
+                        running.setdefault(name, []).append(value)
+                    bar.update(1)
+                    if self.global_step % config.log_every == 0 or self.batches_done == len(schedule):
+                        logged = self._log_training(running)
+                        bar.set_postfix(loss=f"{logged.get('total', float('nan')):.4f}")
+                        running = {}
+                    if config.val_every_steps and self.global_step % config.val_every_steps == 0:
+                        self._validate()
+                    if (
+                        config.checkpoint_every_steps
+                        and self.global_step % config.checkpoint_every_steps == 0
+                        and self.batches_done < len(schedule)
+                        and self._last_saved_step != self.global_step
+                    ):
+                        self._checkpoint(end_of_epoch=False)
+                bar.close()
+                self.scheduler.step()
+                self.epoch += 1
+                self.batches_done = 0
+                self._checkpoint(end_of_epoch=True)
+                if not config.val_every_steps:
+                    self._validate()
+        finally:
+            self.logbook.close()
+            if self._started_group:
+                distributed.stop(procs)
+        return TrainResult(
+            run_dir=Path(config.out),
+            model=self.model,
+            global_step=self.global_step,
+            last_checkpoint=self.last_checkpoint,
+            best_checkpoint=self.run_folder.best if self.best else None,
+            validation=self.validation_history,
+        )
+
+    def _step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        source = self.sources[batch["source"][0]]
+        device = self.device
+        image = batch["image"].to(device, non_blocking=True)
+        depth = batch["depth"].to(device, non_blocking=True)
+        valid = batch["valid"].to(device, non_blocking=True)
+        with torch.no_grad():
+            pixels = normalize_and_resize(image, source.size)
+            encoded = encode_batch(self.model, pixels, batch, self.cache, source)
+        output, queries = self.step_module(encoded.image_tokens, encoded.grid, encoded.relative_depth, encoded.text_embeds)
+        keys = None
+        if self.key_branch is not None:
+            keys = self.key_branch(encoded.image_tokens, encoded.text_embeds, encoded.grid, self.precision)
+        terms = training_loss(
+            self.config.losses,
+            metric_depth=output.metric_depth,
+            relative_depth=encoded.relative_depth,
+            scale_map=output.scale_map,
+            shift_map=output.shift_map,
+            image=image,
+            depth=depth,
+            valid=valid,
+            queries=queries,
+            keys=keys,
+            max_depth=source.max_depth,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(terms["total"]).backward()
+        stepped = self._optimiser_step()
+        if self.key_branch is not None:
+            self.key_branch.update(self.model.head, self.projector, self.config.ema_momentum)
+        logged = {name: value.detach() for name, value in terms.items()}
+        logged["skipped"] = torch.tensor(0.0 if stepped else 1.0, device=device)
+        return logged
+
+    def _optimiser_step(self) -> bool:
+        """Step unless a gradient is not finite. Gradients are already averaged over processes,
+        so every process takes the same decision."""
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.scaler.is_enabled():
+            if self.config.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(parameters, self.config.grad_clip)
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            return self.scaler.get_scale() >= scale
+        finite = bool(torch.stack([torch.isfinite(p.grad).all() for p in parameters]).all())
+        if not finite:
+            return False
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(parameters, self.config.grad_clip)
+        self.optimizer.step()
+        return True
+
+    # -- logging, validation, checkpoints ---------------------------------------------------------
+
+    def _log_training(self, running: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+        skipped = float(torch.stack(running.pop("skipped")).sum())  # the same on every process
+        means = {name: float(torch.stack(values).float().mean()) for name, values in running.items()}
+        means = distributed.mean_over_processes(means, self.procs, self.device)
+        self.logbook.write(
+            {
+                "event": "train",
+                "epoch": self.epoch + 1,
+                "global_step": self.global_step,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "loss": means,
+                "skipped_steps": int(round(skipped)),
+            }
+        )
+        return means
+
+    def _validate(self) -> None:
+        """Rank 0 evaluates while the others wait; a new best is checkpointed (if the current
+        state is not already) and becomes best.safetensors."""
+        if not self.validating:
+            return
+        improved = False
+        if self.procs.is_main:
+            results = validate(self.model, self.val_datasets, limit=self.config.val_limit)
+            metric = self.config.best_metric
+            value = summary(results, metric)
+            entry = {"epoch": self.epoch, "global_step": self.global_step, "metric": metric, "value": value, "results": results}
+            self.validation_history.append(entry)
+            self.logbook.write({"event": "validation", **entry})
+            improved = improves(value, self.best["value"] if self.best else None, metric)
+        if distributed.broadcast_flag(improved, self.procs, self.device):
+            if self._last_saved_step != self.global_step:
+                self._checkpoint(end_of_epoch=False)
+            if self.procs.is_main:
+                self.run_folder.mark_best(self.last_checkpoint)
+                self.best = {
+                    "metric": self.config.best_metric,
+                    "value": self.validation_history[-1]["value"],
+                    "checkpoint": self.last_checkpoint.name,
+                    "global_step": self.global_step,
+                }
+        if self.procs.is_main:
+            self._write_record()
+        distributed.barrier(self.procs)
+
+    def _progress(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "batches_done": self.batches_done,
+            "global_step": self.global_step,
+            "epochs_total": self.config.epochs,
+            "processes": self.procs.world_size,
+        }
+
+    def _checkpoint(self, *, end_of_epoch: bool) -> None:
+        path = self.run_folder.checkpoint_path(self.epoch, self.global_step, end_of_epoch)
+        if self.procs.is_main:
+            state = {
+                "head": self.model.head.state_dict(),
+                "head_config": self.model.head.config.to_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": capture_rng(),
+                "config": self.config.to_dict(),
+                "progress": self._progress(),
+                "encoders": self.encoders,
+                "token_budget": self.model.spec.token_budget,
+                "units": "metres",
+            }
+            if self.projector is not None:
+                state["projector"] = self.projector.state_dict()
+                state["key_branch"] = self.key_branch.state_dict()
+            write_checkpoint(path, state)
+            self.run_folder.prune(self.config.keep_checkpoints)
+            self._write_record()
+        self.last_checkpoint = path
+        self._last_saved_step = self.global_step
+        distributed.barrier(self.procs)
+
+    def _write_record(self) -> None:
+        existing = self.run_folder.read_record()
+        self.run_folder.write_record(
+            {
+                "started_at": existing.get("started_at")
+                or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "units": "metres",
+                "processes": self.procs.world_size,
+                "config": self.config.to_dict(),
+                "encoders": self.encoders,
+                "progress": self._progress(),
+                "checkpoints": [path.name for _, path in self.run_folder.all_checkpoints()],
+                "last_checkpoint": self.last_checkpoint.name if self.last_checkpoint else None,
+                "best": self.best,
+                "validation": self.validation_history,
+            }
+        )
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
