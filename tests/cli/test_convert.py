@@ -168,3 +168,17 @@ def test_help_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
     assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_exits_130_with_advice(tmp_path, tiny_model_dir, monkeypatch):
+    import tr2m_cli.convert
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr2m_cli.convert, "convert", interrupted)
+    photo = tmp_path / "a.jpg"
+    Image.new("RGB", (32, 24)).save(photo)
+    result = CliRunner().invoke(cli, ["convert", str(photo), "--caption", "A room.", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "run the same command again" in result.output

@@ -101,7 +101,7 @@ Captions, first found: --caption-file, --caption-root tree, <stem>.txt beside th
 @click.option("--voxel-size", type=float, help="Merge points into voxels of this size (metres).")
 @click.option("--max-points", type=click.IntRange(min=1), help="Most points per cloud [default: 1000000].")
 @click.option("--edge-angle", type=float, help="Drop flying pixels on surfaces within this angle of edge-on, degrees; 0 keeps all [default: 5].")
-@click.option("--workers", type=click.IntRange(min=1), help="Photo decoding threads [default: CPU cores, 2–8].")
+@click.option("--workers", type=click.IntRange(min=1), help="Threads for decoding, and for writing [default: half the CPU cores, 2–8].")
 @quiet_option
 def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_sidecars, caption, domain, model, device,
             precision, batch_size, resolution, size_text, shard, skip_existing, colormap, depth_range, colorbar,
@@ -146,7 +146,7 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         camera=CameraOptions(fx=fx, fy=fy, cx=cx, cy=cy, fov_deg=fov),
         cloud=PointCloudOptions(**{k: v for k, v in cloud.items() if v is not None}),
         progress=not quiet,
-        **({"decode_workers": workers} if workers else {}),
+        **({"decode_workers": workers, "write_workers": workers} if workers else {}),
     )
     try:
         with _sigterm_as_interrupt():

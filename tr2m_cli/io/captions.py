@@ -58,9 +58,6 @@ class Caption:
     source: str
     origin: str
 
-    def describe(self) -> str:
-        return f"{self.source} ({self.origin})"
-
 
 @dataclass(frozen=True)
 class CaptionRules:

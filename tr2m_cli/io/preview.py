@@ -63,32 +63,37 @@ def preview_range(depth: np.ndarray, options: PreviewOptions = PreviewOptions())
 
 
 def colorize(depth: np.ndarray, low: float, high: float, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
-    """[H, W] metres → [H, W, 3] uint8, near (low) at the high end of the colour map."""
+    """[H, W] metres → [H, W, 3] uint8, near (low) at the high end of the colour map.
+
+    The map is sampled at 255 levels and the 256th palette entry is black for missing depth, so
+    PIL's palette conversion (C speed: 0.2 s for 12 MP, not 0.5 s in numpy) does the lookup."""
+    from PIL import Image
+
     table = colormap_table(colormap)
-    valid = valid_depth(depth)
-    with np.errstate(invalid="ignore"):
-        position = (high - np.where(valid, depth, high)) / (high - low)
-    index = np.clip(np.round(position * 255.0), 0, 255).astype(np.uint8)
-    image = table[index]
-    image[~valid] = 0
-    return image
+    palette = np.concatenate([table[np.round(np.linspace(0, 255, 255)).astype(np.int64)], [[0, 0, 0]]])
+    with np.errstate(invalid="ignore", over="ignore"):
+        position = (np.float32(high) - depth.astype(np.float32, copy=False)) * np.float32(254.0 / (high - low))
+        index = np.where(valid_depth(depth), np.clip(position + 0.5, 0, 254), 255).astype(np.uint8)
+    image = Image.fromarray(index, mode="P")
+    image.putpalette(palette.astype(np.uint8).tobytes())
+    return np.asarray(image.convert("RGB"))
 
 
 def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
-    """Round values (1, 2 or 5 × 10^k apart) inside [low, high], about `target` of them."""
+    """Round values (1, 2 or 5 × 10^k apart) inside [low, high]: the spacing whose count is
+    closest to `target` (fewer on a tie)."""
     span = high - low
     if not span > 0:
         return [low]
-    raw = span / max(1, target - 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step - 1e-9) * step
-    ticks = []
-    value = first
-    while value <= high + 1e-9 * step:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
+    magnitude = 10 ** math.floor(math.log10(span))
+    steps = [m * magnitude * scale for scale in (0.01, 0.1, 1.0) for m in (1, 2, 5)]
+
+    def ticks_for(step: float) -> list[float]:
+        first = math.ceil(low / step - 1e-9)
+        last = math.floor(high / step + 1e-9)
+        return [round(k * step, 10) for k in range(first, last + 1)]
+
+    return min((ticks_for(step) for step in steps), key=lambda ticks: (abs(len(ticks) - target), len(ticks)))
 
 
 def _label(value: float, ticks: list[float]) -> str:
