@@ -234,6 +234,8 @@ class _Run:
         self.manifest: ManifestLog = manifest
         self.times = StageTimes()
         self.writes: set[futures.Future] = set()
+        self.context: RunContext | None = None
+        self.long_captions: dict[str, int] = {}  # caption → its token count, above the limit
 
     # -- records ----------------------------------------------------------------------------
 
@@ -339,12 +341,12 @@ class _Run:
         limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
         counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
         self.long_captions = {text: n for text, n in counts.items() if n > limit}
-        affected = [image.key for image, c in zip(todo, captions) if c is not None and c.text in self.long_captions]
+        affected = [(image.key, c.text) for image, c in zip(todo, captions) if c is not None and c.text in self.long_captions]
         if affected:
-            example = next(c for c in captions if c is not None and c.text in self.long_captions)
+            key, text = affected[0]
             self.progress.warn(
                 f"{len(affected)} photo(s) have captions longer than the text encoder's {limit} "
-                f"tokens, which it truncates (e.g. {affected[0]}: {self.long_captions[example.text]} tokens)"
+                f"tokens, which it truncates (e.g. {key}: {self.long_captions[text]} tokens)"
             )
 
     def _decode(self, image, caption, policy, cloud_grid) -> DecodedPhoto | dict[str, Any]:
@@ -373,7 +375,7 @@ class _Run:
         image, caption = result.photo.image, result.photo.caption
         try:
             record = write_photo(result, self.context)
-            if caption.text in getattr(self, "long_captions", {}):
+            if caption.text in self.long_captions:
                 record["caption_tokens"] = self.long_captions[caption.text]
             return record
         except Tr2mError as exc:
@@ -429,7 +431,7 @@ class _Run:
                 "setup_s": summary.setup_s,
                 "photos_per_s": round(summary.photos_per_second, 4),
                 "stage_seconds": summary.stage_seconds,
-                "model": getattr(getattr(self, "context", None), "model_name", None),
+                "model": self.context.model_name if self.context else None,
                 "options": {
                     "device": options.device,
                     "precision": options.precision,
