@@ -10,6 +10,8 @@ and no full-size copy kept). Photos within twice the network size are read exact
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -25,6 +27,7 @@ from ..io.intrinsics import exif_focal_35mm
 from ..model.preprocess import SizePolicy, normalize_and_resize, to_float_tensor
 
 EXIF_ORIENTATION = 0x0112
+BIG_PHOTO_PIXELS = 24_000_000
 
 
 @dataclass
@@ -46,40 +49,51 @@ def decode_photo(
     caption: Caption,
     policy: SizePolicy,
     cloud_grid: Callable[[int, int], tuple[int, int]] | None = None,
+    big_photo_slots: threading.Semaphore | None = None,
 ) -> DecodedPhoto:
     """Read `image` and prepare its network input (and point-cloud colours when `cloud_grid`
     maps the photo's (H, W) to the grid the cloud is sampled on). Raises InputError naming the
-    file for anything unreadable."""
+    file for anything unreadable.
+
+    Photos that must be decoded at full size and are over BIG_PHOTO_PIXELS (a 100 MP PNG holds
+    ~600 MB while it is converted) take one of `big_photo_slots` first, so a pool of decoding
+    threads never holds more than a few of them at once."""
     from PIL import Image
 
     start = time.perf_counter()
-    with image_errors(image.path), Image.open(image.path) as pil:
-        stored_width, stored_height = pil.size
-        try:
-            orientation = int(pil.getexif().get(EXIF_ORIENTATION, 1))
-        except (TypeError, ValueError, OSError, SyntaxError):
-            orientation = 1
-        turned = orientation in (5, 6, 7, 8)
-        height, width = (stored_width, stored_height) if turned else (stored_height, stored_width)
-        if height < 1 or width < 1:
-            raise InputError(f"{image.path}: empty image ({width}×{height})")
-        network_size = policy.network_size(height, width)
-        need = (min(height, 2 * network_size[0]), min(width, 2 * network_size[1]))
-        if cloud_grid is not None:
-            grid = cloud_grid(height, width)
-            need = (max(need[0], grid[0]), max(need[1], grid[1]))
-        drafted = pil.format == "JPEG" and max(height / need[0], width / need[1]) >= 2
-        if drafted:
-            # libjpeg decodes at 1/2, 1/4 or 1/8 scale, never below the requested size.
-            pil.draft(None, (need[0], need[1]) if turned else (need[1], need[0]))
-        focal = exif_focal_35mm(pil)
-        pil.load()
-        rgb = pil_to_rgb(pil)
-    if not drafted:
-        height, width = rgb.shape[:2]  # the decoded size is the truth (e.g. late EXIF in a PNG)
-    factor = min(rgb.shape[0] // need[0], rgb.shape[1] // need[1])
-    if factor >= 2:
-        rgb = np.array(Image.fromarray(rgb).reduce(factor))  # a writable copy, as torch wants
+    with contextlib.ExitStack() as big_photo_slot:  # held until the full-size copy is reduced
+        with image_errors(image.path), Image.open(image.path) as pil:
+            stored_width, stored_height = pil.size
+            try:
+                orientation = int(pil.getexif().get(EXIF_ORIENTATION, 1))
+            except (TypeError, ValueError, OSError, SyntaxError):
+                orientation = 1
+            turned = orientation in (5, 6, 7, 8)
+            height, width = (stored_width, stored_height) if turned else (stored_height, stored_width)
+            if height < 1 or width < 1:
+                raise InputError(f"{image.path}: empty image ({width}×{height})")
+            network_size = policy.network_size(height, width)
+            need = (min(height, 2 * network_size[0]), min(width, 2 * network_size[1]))
+            if cloud_grid is not None:
+                grid = cloud_grid(height, width)
+                need = (max(need[0], grid[0]), max(need[1], grid[1]))
+            drafted = pil.format == "JPEG" and max(height / need[0], width / need[1]) >= 2
+            if big_photo_slots is not None and not drafted and height * width > BIG_PHOTO_PIXELS:
+                big_photo_slots.acquire()
+                big_photo_slot.callback(big_photo_slots.release)
+            if drafted:
+                # libjpeg decodes at 1/2, 1/4 or 1/8 scale, never below the requested size.
+                pil.draft(None, (need[0], need[1]) if turned else (need[1], need[0]))
+            focal = exif_focal_35mm(pil)
+            pil.load()
+            rgb = pil_to_rgb(pil)
+        if not drafted and rgb.shape[:2] != (height, width):
+            # The decoded size is the truth (an orientation tag stored after the pixels, in a PNG).
+            height, width = rgb.shape[:2]
+            network_size = policy.network_size(height, width)
+        factor = min(rgb.shape[0] // need[0], rgb.shape[1] // need[1])
+        if factor >= 2:
+            rgb = np.array(Image.fromarray(rgb).reduce(factor))  # a writable copy, as torch wants
     pixels = normalize_and_resize(to_float_tensor(rgb)[None], network_size)[0]
     colors = None
     if cloud_grid is not None:

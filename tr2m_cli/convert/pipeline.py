@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as futures
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,6 +298,7 @@ class _Run:
                 work.append((image, caption))
 
         decode_pool = futures.ThreadPoolExecutor(options.decode_workers, thread_name_prefix="tr2m-decode")
+        big_photo_slots = threading.BoundedSemaphore(2)
         self.write_pool = futures.ThreadPoolExecutor(options.write_workers, thread_name_prefix="tr2m-write")
         pending: collections.deque[futures.Future] = collections.deque()
         prefetch = max(2 * options.batch_size, 2 * options.decode_workers)
@@ -308,7 +310,7 @@ class _Run:
                     item = next(queue, None)
                     if item is None:
                         break
-                    pending.append(decode_pool.submit(self._decode, *item, policy, cloud_grid))
+                    pending.append(decode_pool.submit(self._decode, *item, policy, cloud_grid, big_photo_slots))
                 if not pending:
                     break
                 decoded = pending.popleft().result()
@@ -349,10 +351,10 @@ class _Run:
                 f"tokens, which it truncates (e.g. {key}: {self.long_captions[text]} tokens)"
             )
 
-    def _decode(self, image, caption, policy, cloud_grid) -> DecodedPhoto | dict[str, Any]:
+    def _decode(self, image, caption, policy, cloud_grid, big_photo_slots) -> DecodedPhoto | dict[str, Any]:
         start = time.perf_counter()
         try:
-            return decode_photo(image, caption, policy, cloud_grid)
+            return decode_photo(image, caption, policy, cloud_grid, big_photo_slots)
         except Tr2mError as exc:
             return failure_record(image, str(exc), caption, time.perf_counter() - start)
         except Exception as exc:  # noqa: BLE001 - an odd file must not end the run
