@@ -31,45 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def build_full_size_random(device: str, precision: str):
-    """TR2M with the released sizes and random weights, built from configs (no download)."""
-    import torch
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        Dinov2Model,
-    )
-
-    from tr2m_cli.model.config import HeadConfig, ModelSpec
-    from tr2m_cli.model.encoders import ImageEncoder, RelativeDepthModel, TextEncoder, quiet_transformers
-    from tr2m_cli.model.head import ScaleShiftHead
-    from tr2m_cli.model.tr2m import TR2M
-    from tr2m_cli.runtime import resolve_device, resolve_precision
-    from tr2m_cli.testing import write_clip_vocab
-
-    torch.manual_seed(0)
-    with quiet_transformers(), tempfile.TemporaryDirectory() as scratch:
-        vocab, merges = write_clip_vocab(scratch)
-        tokenizer = CLIPTokenizer(vocab=str(vocab), merges=str(merges))  # byte-level: ids < 49408
-        image = Dinov2Model(Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, image_size=518, patch_size=14))
-        text = CLIPTextModelWithProjection(
-            CLIPTextConfig(
-                vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                max_position_embeddings=77, projection_dim=768, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-            )  # fmt: skip
-        )
-        depth = DepthAnythingForDepthEstimation(DepthAnythingConfig())  # the depth-anything-small layout
-    model = TR2M(ImageEncoder(image), TextEncoder(text, tokenizer), RelativeDepthModel(depth), ScaleShiftHead(HeadConfig()),
-                 ModelSpec(name="full-size-random"))  # fmt: skip
-    target = resolve_device(device)
-    return model.eval().to(target).set_precision(resolve_precision(precision, target))
-
-
 def make_photos(folder: Path, count: int, photo_size: tuple[int, int] | None, shared_captions: bool) -> Path:
     from PIL import Image
 
@@ -178,13 +139,13 @@ def main() -> None:
     import torch
 
     from tr2m_cli import load_model
-    from tr2m_cli.testing import make_tiny_model_folder
+    from tr2m_cli.testing import build_full_size_random_model, make_tiny_model_folder
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         t = time.perf_counter()
         if args.full_size:
-            model = build_full_size_random(args.device, args.precision)
+            model = build_full_size_random_model(args.device, args.precision)
         else:
             model = load_model(make_tiny_model_folder(scratch / "tiny"), device=args.device, precision=args.precision)
         build_s = time.perf_counter() - t
