@@ -19,39 +19,6 @@ from pathlib import Path
 import torch
 
 
-def build_model(device: torch.device, precision: torch.dtype):
-    from transformers import (
-        CLIPTextConfig,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-        DepthAnythingConfig,
-        DepthAnythingForDepthEstimation,
-        Dinov2Config,
-        Dinov2Model,
-    )
-
-    from tr2m_cli.model.encoders import ImageEncoder, RelativeDepthModel, TextEncoder, quiet_transformers
-    from tr2m_cli.model.head import ScaleShiftHead
-    from tr2m_cli.model.tr2m import TR2M
-    from tr2m_cli.testing import write_clip_vocab
-
-    with quiet_transformers(), tempfile.TemporaryDirectory() as scratch:
-        vocab, merges = write_clip_vocab(scratch)
-        tokenizer = CLIPTokenizer(vocab=str(vocab), merges=str(merges))
-        dinov2 = Dinov2Model(Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, patch_size=14, image_size=518))
-        clip = CLIPTextModelWithProjection(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                num_attention_heads=12, projection_dim=768, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-            )
-        )  # fmt: skip
-        depth = DepthAnythingForDepthEstimation(DepthAnythingConfig())
-    model = TR2M(ImageEncoder(dinov2), TextEncoder(clip, tokenizer), RelativeDepthModel(depth), ScaleShiftHead())
-    model.eval()
-    return model.to(device).set_precision(precision)
-
-
 def timed(fn, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -84,7 +51,9 @@ def main() -> None:
     precision = resolve_precision(args.precision, device)
     height, width = (int(v) for v in args.size.split("x"))
     started = time.perf_counter()
-    model = build_model(device, precision)
+    from tr2m_cli.testing import build_full_size_random_model
+
+    model = build_full_size_random_model(device, precision)
     print(f"built random full-size model in {time.perf_counter() - started:.1f} s on {device} ({precision})")
 
     projector = ScaleProjector(1024).to(device)

@@ -51,6 +51,14 @@ def tiny_model(tiny_model_dir):
 
 
 @pytest.fixture
+def examples_dir(tmp_path) -> Path:
+    """A private copy of examples/ (real photos + captions.json), safe to write beside."""
+    import shutil
+
+    return Path(shutil.copytree(REPO_ROOT / "examples", tmp_path / "examples"))
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """Real RGB-D files in their native formats (read-only material beside the checkout)."""
     if not SHARED_DATA.is_dir():

@@ -203,3 +203,50 @@ def make_tiny_model_folder(folder: str | Path, seed: int = 0, name: str = "tiny-
             overwrite=True,
         )
     return folder
+
+
+def build_full_size_random_model(device: str = "cpu", precision: str = "fp32"):
+    """TR2M at the released sizes (DINOv2 ViT-L/14, CLIP ViT-L/14 text, Depth Anything small, the
+    18.96 M-parameter head) with random weights, built from configs: for benchmarks, which need
+    real sizes and no download. Its depth is meaningless."""
+    import tempfile
+
+    import torch
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        Dinov2Config,
+        Dinov2Model,
+    )
+
+    from .model.config import HeadConfig, ModelSpec
+    from .model.encoders import ImageEncoder, RelativeDepthModel, TextEncoder
+    from .model.head import ScaleShiftHead
+    from .model.tr2m import TR2M
+    from .runtime import resolve_device, resolve_precision
+
+    torch.manual_seed(0)
+    with _quiet(), tempfile.TemporaryDirectory() as scratch:
+        vocab, merges = write_clip_vocab(scratch)
+        tokenizer = CLIPTokenizer(vocab=str(vocab), merges=str(merges))  # byte-level: every id < 49408
+        image = Dinov2Model(
+            Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, image_size=518, patch_size=14)
+        )
+        text = CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                num_attention_heads=12, max_position_embeddings=77, projection_dim=768,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )  # fmt: skip
+        )
+        depth = DepthAnythingForDepthEstimation(DepthAnythingConfig())  # the depth-anything-small layout
+    model = TR2M(
+        ImageEncoder(image), TextEncoder(text, tokenizer), RelativeDepthModel(depth), ScaleShiftHead(HeadConfig()),
+        ModelSpec(name="full-size-random"),
+    )  # fmt: skip
+    target = resolve_device(device)
+    return model.eval().to(target).set_precision(resolve_precision(precision, target))

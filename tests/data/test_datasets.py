@@ -68,3 +68,28 @@ def test_unknown_options_and_names_are_one_line_errors(tiny_data_root):
         open_dataset("nyu3", data_root=root)
     with pytest.raises(DatasetError, match="nyu: .*unexpected keyword argument 'depth_encoding'"):
         open_dataset("nyu", data_root=root, captions=root / "captions", depth_encoding="mm")
+
+
+@pytest.fixture(scope="module")
+def tiny_training_root(tmp_path_factory):
+    from tr2m_cli.data.fixtures import TRAINABLE, write_tiny_training_data
+
+    root = tmp_path_factory.mktemp("tiny-train")
+    sizes = {name: (60, 80) for name in TRAINABLE}
+    sizes["nyu"] = (480, 640)  # NYU training frames lose a fixed border: keep the native size
+    return root, write_tiny_training_data(root, frames=2, sizes=sizes)
+
+
+@pytest.mark.parametrize("name", ["nyu", "kitti", "void", "c3vd"])
+def test_training_splits_read_back_to_their_metres(tiny_training_root, name):
+    root, written = tiny_training_root
+    tiny = written[name]
+    dataset = open_dataset(name, "train", data_root=root, captions=root / "captions")
+    assert dataset.split == "train" and dataset.keys() == tiny.keys
+    for sample in dataset:
+        np.testing.assert_array_equal(sample.valid, tiny.valid[sample.key])
+        np.testing.assert_allclose(sample.depth, tiny.depth[sample.key], rtol=1e-6, atol=0)
+        if tiny.captions:
+            assert sample.captions == tiny.captions[sample.key]
+    if name == "nyu":  # the registration border of training frames is never supervised
+        assert not dataset[0].valid[:45].any() and dataset[0].valid[45:472, 43:608].any()

@@ -12,6 +12,7 @@ from ..errors import Tr2mError
 # name → (module, attribute). A subcommand module imports only click at its top level.
 COMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("tr2m_cli.cli.weights", "weights"),
+    "convert": ("tr2m_cli.cli.convert", "convert"),
     "eval": ("tr2m_cli.cli.eval", "eval_command"),
     "train": ("tr2m_cli.cli.train", "train"),
 }

@@ -5,6 +5,9 @@
     tiny = write_tiny_data_root("/tmp/tiny-data")      # /tmp/tiny-data/<conventional folder>/...
     # then: tr2m eval --datasets all --zero-shot all --data-root /tmp/tiny-data \
     #           --captions /tmp/tiny-data/captions --model tiny-model
+    write_tiny_training_data("/tmp/tiny-data")          # training splits of nyu kitti void c3vd
+    # then: tr2m train --datasets nyu kitti void c3vd --data-root /tmp/tiny-data \
+    #           --captions /tmp/tiny-data/captions --out runs/try --model tiny-model
 
 Each writer picks raw stored values (uint16 millimetres, the C3VD TIFF scale, HyperSim ray
 distances, …) and records the metres they stand for, computed here from the datasets' published
@@ -40,6 +43,7 @@ class TinyDataset:
 
     name: str
     root: Path
+    split: str = "test"
     keys: list[str] = field(default_factory=list)
     depth: dict[str, np.ndarray] = field(default_factory=dict)  # metres, 0 where invalid
     valid: dict[str, np.ndarray] = field(default_factory=dict)
@@ -94,26 +98,36 @@ def _captions_for(key: str, index: int) -> list[str]:
 # -- one writer per dataset --------------------------------------------------------------------
 
 
-def _write_nyu(root: Path, frames: int, shape, rng) -> TinyDataset:
-    tiny = TinyDataset("nyu", root)
+def _write_nyu(root: Path, frames: int, shape, rng, split: str = "test") -> TinyDataset:
+    from .nyu import TRAIN_VALID_COLS, TRAIN_VALID_ROWS
+
+    tiny = TinyDataset("nyu", root, split)
+    frames_folder = root / ("official_splits/test" if split == "test" else "sync")
     lines = []
     for i in range(frames):
         scene = "bathroom" if i % 2 == 0 else "kitchen"
         rel_rgb, rel_depth = f"{scene}/rgb_{i + 1:05d}.jpg", f"{scene}/sync_depth_{i + 1:05d}.png"
         valid = _holes(shape, rng)
         raw = np.where(valid, np.round(_ramp(shape, 0.7, 9.5, rng) * 1000), 0).astype(np.uint16)
-        _save_image(root / "official_splits/test" / rel_rgb, _photo(shape, rng))
-        _save_uint16_png(root / "official_splits/test" / rel_depth, raw)
+        _save_image(frames_folder / rel_rgb, _photo(shape, rng))
+        _save_uint16_png(frames_folder / rel_depth, raw)
         lines.append(f"{rel_rgb} {rel_depth} 518.8579")
         key = rel_rgb[:-4]
-        tiny.add(key, raw / 1000.0, raw > 0, _captions_for(key, i))
-    (root / "nyudepthv2_test_files_with_gt.txt").write_text("\n".join(lines) + "\n")
+        usable = raw > 0
+        if split == "train":  # the loader drops the Kinect registration border of training frames
+            border = np.zeros_like(usable)
+            border[slice(*TRAIN_VALID_ROWS), slice(*TRAIN_VALID_COLS)] = True
+            usable &= border
+        tiny.add(key, raw / 1000.0, usable, _captions_for(key, i))
+    (root / f"nyudepthv2_{split}_files_with_gt.txt").write_text("\n".join(lines) + "\n")
     return tiny
 
 
-def _write_kitti(root: Path, frames: int, shape, rng) -> TinyDataset:
-    tiny = TinyDataset("kitti", root)
-    lines, drive = [], "2011_09_26_drive_0002_sync"
+def _write_kitti(root: Path, frames: int, shape, rng, split: str = "test") -> TinyDataset:
+    tiny = TinyDataset("kitti", root, split)
+    lines = []
+    drive = "2011_09_26_drive_0002_sync" if split == "test" else "2011_09_26_drive_0001_sync"
+    gt_folder = "val" if split == "test" else "train"
     for i in range(frames):
         frame = f"{5 + 3 * i:010d}"
         rel_rgb = f"2011_09_26/{drive}/image_02/data/{frame}.png"
@@ -122,20 +136,20 @@ def _write_kitti(root: Path, frames: int, shape, rng) -> TinyDataset:
         valid[: shape[0] // 3] = False  # no lidar returns in the sky
         raw = np.where(valid, np.round(_ramp(shape, 4.0, 85.0, rng) * 256), 0).astype(np.uint16)
         _save_image(root / rel_rgb, _photo(shape, rng))
-        _save_uint16_png(root / "data_depth_annotated/val" / rel_depth, raw)
+        _save_uint16_png(root / "data_depth_annotated" / gt_folder / rel_depth, raw)
         lines.append(f"{rel_rgb} {rel_depth} 721.5377")
         key = rel_rgb[:-4]
         tiny.add(key, raw / 256.0, raw > 0, _captions_for(key, i))
     lines.append(f"2011_09_26/{drive}/image_02/data/0000000099.png None 721.5377")  # no annotated depth
-    (root / "eigen_test_files_with_gt.txt").write_text("\n".join(lines) + "\n")
+    (root / f"eigen_{split}_files_with_gt.txt").write_text("\n".join(lines) + "\n")
     return tiny
 
 
-def _write_void(root: Path, frames: int, shape, rng) -> TinyDataset:
-    tiny = TinyDataset("void", root)
+def _write_void(root: Path, frames: int, shape, rng, split: str = "test") -> TinyDataset:
+    tiny = TinyDataset("void", root, split)
     images, depths, intrinsics = [], [], []
     for i in range(frames):
-        scene = f"scene{i % 2}"
+        scene = f"scene{i % 2}" if split == "test" else f"train_scene{i % 2}"
         rel_image = f"void_1500/data/{scene}/image/{1552097915.0 + i:.4f}.png"
         rel_depth = rel_image.replace("/image/", "/ground_truth/")
         valid = _holes(shape, rng, share=0.3)
@@ -150,25 +164,27 @@ def _write_void(root: Path, frames: int, shape, rng) -> TinyDataset:
         key = rel_image[:-4]
         tiny.add(key, raw / 256.0, raw > 0, _captions_for(key, i))
     for split_name, paths in (("image", images), ("ground_truth", depths), ("intrinsics", intrinsics)):
-        (root / f"void_1500/test_{split_name}.txt").write_text("\n".join(paths) + "\n")
+        (root / f"void_1500/{split}_{split_name}.txt").write_text("\n".join(paths) + "\n")
     return tiny
 
 
-def _write_c3vd(root: Path, frames: int, shape, rng) -> TinyDataset:
+def _write_c3vd(root: Path, frames: int, shape, rng, split: str = "test") -> TinyDataset:
     import tifffile
 
-    from .c3vd import TEST_SEQUENCES
+    from .c3vd import TEST_SEQUENCES, TRAIN_SEQUENCES
 
-    tiny = TinyDataset("c3vd", root)
+    tiny = TinyDataset("c3vd", root, split)
+    sequences = TEST_SEQUENCES if split == "test" else TRAIN_SEQUENCES
     for i in range(frames):
-        sequence = TEST_SEQUENCES[i % 2]  # cecum_t1_a, cecum_t2_a
+        sequence = sequences[i % 2]
         frame = f"{i // 2:04d}"
         valid = _holes(shape, rng, share=0.05)
         raw = np.where(valid, np.round(_ramp(shape, 0.002, 0.09, rng) / 0.1 * 65535), 0).astype(np.uint16)
         _save_image(root / sequence / f"{frame}_color.png", _photo(shape, rng))
         tifffile.imwrite(root / sequence / f"{frame}_depth.tiff", raw)
         tiny.add(f"{sequence}/{frame}_color", raw.astype(np.float64) / 65535 * 0.1, raw > 0)
-    (root / "cecum_t1_b").mkdir(exist_ok=True)  # a training sequence, which the test split ignores
+    if split == "test":
+        (root / TRAIN_SEQUENCES[0]).mkdir(exist_ok=True)  # a training sequence, which the test split ignores
     return tiny
 
 
@@ -273,15 +289,25 @@ WRITERS: dict[str, Callable[..., TinyDataset]] = {
 }
 
 
+TRAINABLE = ("nyu", "kitti", "void", "c3vd")
+
+
 def write_tiny_dataset(
-    name: str, root: str | Path, *, frames: int = 2, seed: int = 0, size: tuple[int, int] | None = None
+    name: str, root: str | Path, *, frames: int = 2, seed: int = 0, size: tuple[int, int] | None = None,
+    split: str = "test",
 ) -> TinyDataset:
-    """Write `frames` samples of dataset `name` under `root` in its native layout and encoding."""
+    """Write `frames` samples of dataset `name`'s `split` under `root` in its native layout and
+    encoding (training splits exist for the four in-domain sets)."""
     name = canonical_name(name)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    return WRITERS[name](root, frames, tuple(size or NATIVE_SIZES[name]), rng)
+    shape = tuple(size or NATIVE_SIZES[name])
+    if split == "test":
+        return WRITERS[name](root, frames, shape, rng)
+    if split != "train" or name not in TRAINABLE:
+        raise ValueError(f"no tiny '{split}' split for {name} (training splits: {', '.join(TRAINABLE)})")
+    return WRITERS[name](root, frames, shape, rng, split="train")
 
 
 def write_caption_release(folder: str | Path, datasets: dict[str, TinyDataset]) -> Path:
@@ -297,7 +323,7 @@ def write_caption_release(folder: str | Path, datasets: dict[str, TinyDataset]) 
         tiny.captions = captions
         if name in ("nyu", "kitti", "void"):
             for key, lines in captions.items():
-                path = folder / release / "test" / f"{key}.txt"
+                path = folder / release / tiny.split / f"{key}.txt"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         else:
@@ -326,6 +352,26 @@ def write_tiny_data_root(
     written = {
         canonical_name(name): write_tiny_dataset(
             name, folder / conventional_folder(name), frames=frames, seed=seed + i, size=sizes.get(canonical_name(name))
+        )
+        for i, name in enumerate(names)
+    }
+    write_caption_release(folder / "captions", written)
+    return written
+
+
+def write_tiny_training_data(
+    folder: str | Path, names: tuple[str, ...] | list[str] = TRAINABLE, *, frames: int = 4, seed: int = 100,
+    sizes: dict[str, tuple[int, int]] | None = None,
+) -> dict[str, TinyDataset]:
+    """Training splits of the in-domain sets under `folder/<conventional folder>/` (beside any test
+    splits `write_tiny_data_root` wrote there), with their caption trees in `folder/captions/`, so
+    `tr2m train --datasets nyu kitti void c3vd --data-root folder --captions folder/captions` runs."""
+    folder = Path(folder)
+    sizes = sizes or {}
+    written = {
+        canonical_name(name): write_tiny_dataset(
+            name, folder / conventional_folder(name), frames=frames, seed=seed + i,
+            size=sizes.get(canonical_name(name)), split="train",
         )
         for i, name in enumerate(names)
     }

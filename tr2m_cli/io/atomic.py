@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 TEMP_PREFIX = ".tr2m-tmp-"
 
@@ -60,4 +60,26 @@ def remove_stale_temporaries(folder: str | Path) -> int:
         with contextlib.suppress(OSError):
             path.unlink()
             count += 1
+    return count
+
+
+def remove_stale_temporaries_of(destinations: Iterable[str | Path]) -> int:
+    """Delete temporaries left for these destinations only: several writers sharing one folder
+    (shards of one job) each clear their own, never a temporary another is still writing."""
+    by_folder: dict[Path, set[str]] = {}
+    for dest in destinations:
+        dest = Path(dest)
+        by_folder.setdefault(dest.parent, set()).add(dest.name)
+    count = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            # temp_path_for's layout: PREFIX + 8 hex digits + "-" + the destination's name
+            if entry.name.startswith(TEMP_PREFIX) and entry.name[len(TEMP_PREFIX) + 9 :] in names:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    count += 1
     return count

@@ -6,7 +6,9 @@ screenshots, palette PNGs, 16-bit TIFFs and CMYK prints. Everything becomes HxWx
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -40,15 +42,14 @@ def pil_to_rgb(image: "PIL.Image.Image") -> np.ndarray:  # noqa: F821
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read a photo file as upright HxWx3 uint8, or raise InputError naming the file."""
+@contextlib.contextmanager
+def image_errors(path: str | Path) -> Iterator[None]:
+    """Turn whatever PIL or the OS raises while opening or decoding `path` into one InputError
+    naming the file (readers that decode differently, e.g. at reduced size, share the wording)."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            return pil_to_rgb(image)
+        yield
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -60,3 +61,13 @@ def read_rgb(path: str | Path) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         message = str(exc).strip() or type(exc).__name__
         raise InputError(f"{path}: unreadable image ({message})") from None
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read a photo file as upright HxWx3 uint8, or raise InputError naming the file."""
+    from PIL import Image
+
+    path = Path(path)
+    with image_errors(path), Image.open(path) as image:
+        image.load()
+        return pil_to_rgb(image)

@@ -124,11 +124,11 @@ class TrainableParts(nn.Module):
 def initialise_head(head: ScaleShiftHead, scheme: str = "pytorch") -> ScaleShiftHead:
     """Give a new head its starting weights.
 
-    `pytorch` (default): torch's own initialisation of every layer. That is what the authors'
-    code ends up training from: its `init_weights` tests the model object itself, not its layers,
-    so it never changes anything. `kaiming`: the init that code *meant* (kaiming-normal convs,
-    xavier linears, zero biases; `ScaleShiftHead.reset_parameters`), which starts the output maps
-    at extreme values (exp of ±tens).
+    `pytorch` (default, ours): torch's own initialisation of every layer, which starts the
+    scale and shift maps near their 0.01 coefficient. `kaiming`: the reference's initialisation
+    (spec §3: kaiming-normal convs, xavier linears, zero biases; `ScaleShiftHead.reset_parameters`),
+    which starts the output maps at extreme values (exp of ±tens, so A and B span ~1e-20..1e20),
+    a poor start for log-space losses.
     """
     if scheme == "kaiming":
         head.reset_parameters()

@@ -1,0 +1,184 @@
+"""`tr2m convert` as users run it: in-process, as a real process, killed, and misused."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from tr2m_cli.cli import cli
+from tr2m_cli.io.depth_files import read_depth_tiff
+from tr2m_cli.io.manifest import read_manifest
+
+EXAMPLES = ["indoor/coffee.jpg", "indoor/tum_office.jpg", "outdoor/cameraman.png", "outdoor/rocket.jpg"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["convert", *map(str, args)], catch_exceptions=False)
+
+
+def test_examples_end_to_end(examples_dir, tmp_path, tiny_model_dir):
+    out = tmp_path / "out"
+    result = run(
+        examples_dir, "--caption-file", examples_dir / "captions.json", "--model", tiny_model_dir, "--out", out,
+        "--outputs", "tiff,preview,ply", "--stride", 2, "--max-depth", 3, "--resolution", 300, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = read_manifest(out / "manifest.jsonl")
+    assert sorted(records) == EXAMPLES
+    captions = json.loads((examples_dir / "captions.json").read_text())
+    for key in EXAMPLES:
+        with Image.open(examples_dir / key) as photo:
+            width, height = photo.size
+        stem = out / Path(key).with_suffix("")
+        depth, tags = read_depth_tiff(f"{stem}.depth.tiff")
+        assert depth.dtype == np.float32 and depth.shape == (height, width)
+        assert np.isfinite(depth).all() and (depth > 0).all()
+        assert tags["unit"] == "metres" and tags["caption"] == captions[key] and tags["model"] == "tiny-random"
+        assert {"fx", "fy", "cx", "cy", "source"} <= set(tags["intrinsics"])
+        with Image.open(f"{stem}.preview.png") as preview:
+            assert preview.size == (width, height)
+        record = records[key]
+        assert record["status"] == "ok" and record["caption"] == captions[key] and record["caption_source"] == "caption-file"
+        assert record["size"] == [height, width] and set(record["depth_m"]) >= {"min", "median", "max"}
+        assert record["depth_m"]["min"] <= record["depth_m"]["median"] <= record["depth_m"]["max"]
+        assert all((out / path).is_file() for path in record["outputs"].values())
+        assert record["seconds"] > 0 and record["intrinsics"]["source"] in ("exif", "default")
+        # At most the stride-2 pixels within 3 m (flying pixels at depth edges are dropped too;
+        # the exact count is checked with edge removal off, below).
+        within = int(np.count_nonzero(depth[::2, ::2] <= 3.0))
+        assert 0 < record["points"] <= within
+    intrinsics = json.loads((out / "indoor" / "tum_office.intrinsics.json").read_text())
+    assert intrinsics["source"] == "exif" and intrinsics["fx"] == pytest.approx(28 * 800 / math.hypot(36, 24))
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["photos"], summary["converted"], summary["failed"], summary["exit_code"]) == (4, 4, 0, 0)
+
+
+def test_point_clouds_open_in_open3d_with_the_expected_count(examples_dir, tmp_path, tiny_model_dir):
+    o3d = pytest.importorskip("open3d")
+    photo = examples_dir / "indoor" / "coffee.jpg"
+    out = tmp_path / "out"
+    result = run(photo, "--caption", "A cup of coffee.", "--model", tiny_model_dir, "--out", out, "--outputs", "tiff,ply",
+                 "--stride", 3, "--max-depth", 2.5, "--edge-angle", 0, "--resolution", 200, "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    depth, _ = read_depth_tiff(out / "coffee.depth.tiff")
+    cloud = o3d.io.read_point_cloud(str(out / "coffee.points.ply"))
+    assert cloud.has_colors() and len(cloud.points) == np.count_nonzero(depth[::3, ::3] <= 2.5)
+    assert np.asarray(cloud.points)[:, 2].max() <= 2.5 + 1e-6
+
+
+def test_as_a_subprocess_with_a_bad_photo_exits_1(examples_dir, tmp_path, tiny_model_dir):
+    (examples_dir / "outdoor" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "tr2m_cli", "convert", str(examples_dir), "--caption-file", str(examples_dir / "captions.json"),
+               "--domain", "outdoor", "--model", str(tiny_model_dir), "--out", str(out), "--resolution", "200"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "tr2m: failed: " in done.stderr and "broken.jpg" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout.strip().startswith("4 converted, 1 failed of 5 photos")
+    assert read_manifest(out / "manifest.jsonl")["outdoor/broken.jpg"]["caption_source"] == "domain"
+    assert len(list(out.rglob("*.depth.tiff"))) == 4
+
+
+def test_a_killed_run_resumes_without_duplicates(tmp_path, tiny_model_dir):
+    folder = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    names = [f"seq{i % 3}/frame{i:03d}.png" for i in range(36)]
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).resize((320, 240)).save(folder / name)
+    out = tmp_path / "out"
+    args = ["convert", str(folder), "--caption", "A corridor.", "--model", str(tiny_model_dir), "--out", str(out),
+            "--outputs", "tiff,preview,npy", "--batch-size", "1", "--resolution", "120", "--quiet"]  # fmt: skip
+    suffixes = (".depth.tiff", ".preview.png", ".depth.npy", ".intrinsics.json")
+
+    def complete() -> int:
+        return sum(all((out / f"{Path(n).with_suffix('')}{s}").is_file() for s in suffixes) for n in names)
+
+    process = subprocess.Popen([sys.executable, "-m", "tr2m_cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while not complete() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # no clean-up of any kind: as a power cut or the OOM killer
+    process.wait(timeout=30)
+    finished = complete()
+    assert 0 < finished < len(names), "the run was not interrupted mid-way"
+
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    manifest = (out / "manifest.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["input"] for line in manifest) == sorted(names)  # once each
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["converted"] + summary["skipped"] == len(names) and summary["skipped"] >= finished
+    expected = {f"{Path(n).with_suffix('')}{s}" for n in names for s in suffixes}
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert written == expected | {"manifest.jsonl", "summary.json"}  # no temporaries, nothing twice
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["{missing}"], "missing.jpg: no such file or folder"),
+        (["{photo}", "--outputs", "tiff,exr"], "--outputs 'tiff,exr': choose from"),
+        (["{photo}", "--shard", "4/3"], "shard 4/3"),
+        (["{photo}", "--size", "100x100"], "multiples of 14"),
+        (["{photo}", "--resolution", "300", "--size", "434x560"], "either --resolution or --size"),
+        (["{photo}", "--domain", "underwater"], "domain 'underwater'"),
+        (["{photo}", "--caption-file", "{bad_json}"], "bad.json: not valid JSON"),
+        (["{photo}", "--fy", "500"], "--fy needs --fx"),
+        (["{photo}", "--depth-range", "5", "1"], "--depth-range 5 1"),
+        (["{photo}", "--model", "no-such-model"], "no-such-model"),
+        (["{photo}", "--out", "{file}/out"], "is a file"),
+    ],
+)
+def test_usage_and_setup_errors_are_one_line_exit_2_and_write_nothing(tmp_path, tiny_model_dir, args, message):
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (32, 24)).save(photo)
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "file").write_text("x")
+    values = {"missing": tmp_path / "missing.jpg", "photo": photo, "bad_json": tmp_path / "bad.json", "file": tmp_path / "file"}
+    args = [a.format(**values) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(tiny_model_dir)]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, ["convert", *args, "--caption", "A room."])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tr2m: error: ") and message in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom tr2m_cli.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['convert', '--help']); assert r.exit_code == 0, r.output\n"
+        "assert '--caption-file' in r.output and 'metres' in r.output\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'open3d', 'numpy', 'PIL') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
+    assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_exits_130_with_advice(tmp_path, tiny_model_dir, monkeypatch):
+    import tr2m_cli.convert
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr2m_cli.convert, "convert", interrupted)
+    photo = tmp_path / "a.jpg"
+    Image.new("RGB", (32, 24)).save(photo)
+    result = CliRunner().invoke(cli, ["convert", str(photo), "--caption", "A room.", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "run the same command again" in result.output

@@ -1,0 +1,14 @@
+"""Batch conversion of photos to metric depth files: the library behind `tr2m convert`.
+
+    from tr2m_cli.convert import ConvertOptions, convert
+    summary = convert(["photos"], "out", ConvertOptions(outputs=("tiff", "ply")), model="tr2m-official")
+
+Modules: `options` (ConvertOptions), `layout` (output names), `decode` (photos → network input),
+`batching` (size buckets, caption cache, out-of-memory halving), `writing` (one photo's files and
+record), `pipeline` (the run), `progress` (what the user sees).
+"""
+
+from .options import DEFAULT_OUTPUTS, OUTPUT_KINDS, ConvertOptions, parse_outputs
+from .pipeline import ConvertSummary, convert
+
+__all__ = ["convert", "ConvertOptions", "ConvertSummary", "OUTPUT_KINDS", "DEFAULT_OUTPUTS", "parse_outputs"]

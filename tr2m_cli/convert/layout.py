@@ -1,0 +1,53 @@
+"""Where each photo's outputs go: a tree under the output folder mirroring the inputs.
+
+    photos/kitchen/a.jpg  →  OUT/kitchen/a.depth.tiff   float32 metres (+ metadata)
+                             OUT/kitchen/a.preview.png  colourised depth
+                             OUT/kitchen/a.points.ply   coloured point cloud (metres)
+                             OUT/kitchen/a.depth.npy    float32 metres
+                             OUT/kitchen/a.depth16.png  uint16 millimetres
+                             OUT/kitchen/a.intrinsics.json  the camera used (always written)
+
+Every kind ends in its own two-part suffix, so names never collide between kinds or photos
+(photos that share a stem keep their suffix in it: a.jpg.depth.tiff, a.png.depth.tiff).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io.inputs import InputImage
+
+SUFFIXES = {
+    "tiff": ".depth.tiff",
+    "preview": ".preview.png",
+    "ply": ".points.ply",
+    "npy": ".depth.npy",
+    "png16": ".depth16.png",
+    "intrinsics": ".intrinsics.json",
+}
+
+
+class OutputLayout:
+    def __init__(self, out_dir: str | Path, outputs: tuple[str, ...]) -> None:
+        self.out_dir = Path(out_dir)
+        self.kinds = (*outputs, "intrinsics")
+
+    def paths(self, image: InputImage) -> dict[str, Path]:
+        base = self.out_dir / image.output_stem.as_posix()
+        return {kind: base.with_name(base.name + SUFFIXES[kind]) for kind in self.kinds}
+
+    def is_complete(self, image: InputImage) -> bool:
+        """Every requested output exists (writes are atomic, so existing means complete)."""
+        return all(path.is_file() for path in self.paths(image).values())
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.out_dir).as_posix()
+
+    def is_output(self, path: Path) -> bool:
+        """A file this layout writes under the output folder (never to be taken as an input:
+        previews and 16-bit PNGs are images too)."""
+        try:
+            Path(path).relative_to(self.out_dir)
+        except ValueError:
+            return False
+        return Path(path).name.endswith(tuple(SUFFIXES.values()))

@@ -1,0 +1,72 @@
+"""Everything a conversion run can be told, as frozen data with the defaults in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..io.captions import CaptionRules
+from ..io.inputs import Shard
+from ..io.intrinsics import CameraOptions
+from ..io.pointcloud import PointCloudOptions
+from ..io.preview import PreviewOptions
+from ..model.preprocess import SizePolicy
+
+OUTPUT_KINDS = ("tiff", "preview", "ply", "npy", "png16")
+DEFAULT_OUTPUTS = ("tiff", "preview")
+
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    """'tiff,ply' → ('tiff', 'ply'); 'all' → every kind."""
+    names = [name.strip().lower() for name in str(text).split(",") if name.strip()]
+    if names == ["all"]:
+        return OUTPUT_KINDS
+    unknown = [name for name in names if name not in OUTPUT_KINDS]
+    if unknown or not names:
+        raise InputError(f"--outputs {text!r}: choose from {', '.join(OUTPUT_KINDS)} (comma-separated) or all")
+    return tuple(dict.fromkeys(names))
+
+
+def _default_workers() -> int:
+    """Threads per background pool (decoding, writing): enough to keep a GPU fed with 12 MP
+    photos on a workstation, without swamping a laptop."""
+    return max(2, min(8, (os.cpu_count() or 2) // 2))
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How `convert` runs. `size`: None for the model's default token budget, or a SizePolicy
+    (a token budget, or a fixed network size such as the paper's 434×560)."""
+
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    captions: CaptionRules = CaptionRules()
+    recursive: bool = True
+    shard: Shard | None = None
+    overwrite: bool = False  # False: photos whose outputs all exist are skipped (resume)
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 4
+    size: SizePolicy | None = None
+    preview: PreviewOptions = PreviewOptions()
+    camera: CameraOptions = CameraOptions()
+    cloud: PointCloudOptions = PointCloudOptions()
+    decode_workers: int = field(default_factory=_default_workers)
+    write_workers: int = field(default_factory=_default_workers)
+    progress: bool = True
+    stage_timing: bool = False  # synchronise the device between stages, for exact per-stage times
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", tuple(dict.fromkeys(self.outputs)))
+        unknown = [o for o in self.outputs if o not in OUTPUT_KINDS]
+        if unknown or not self.outputs:
+            raise InputError(f"outputs {list(self.outputs)}: choose from {', '.join(OUTPUT_KINDS)}")
+        if self.batch_size < 1:
+            raise InputError(f"batch size {self.batch_size}: must be at least 1")
+        if self.decode_workers < 1 or self.write_workers < 1:
+            raise InputError("decode and write workers: at least 1 each")
+
+    @property
+    def domain(self) -> str | None:
+        """The scene domain: supplies a generic caption and converts model units (surgical)."""
+        return self.captions.domain

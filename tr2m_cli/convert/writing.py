@@ -1,0 +1,142 @@
+"""Writing one photo's outputs and describing them in its manifest record."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..io.atomic import write_json
+from ..io.captions import Caption
+from ..io.depth_files import DEPTH_UNIT, write_depth_npy, write_depth_png16, write_depth_tiff
+from ..io.inputs import InputImage
+from ..io.intrinsics import Intrinsics, resolve_intrinsics
+from ..io.pointcloud import make_point_cloud, write_ply
+from ..io.preview import valid_depth, write_preview
+from .batching import DepthResult
+from .layout import OutputLayout
+from .options import ConvertOptions
+
+DEPTH_QUANTITY = "planar depth along the camera's optical axis"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every photo's outputs record about the run."""
+
+    layout: OutputLayout
+    options: ConvertOptions
+    model_name: str
+    metres_per_unit: float
+    tr2m_version: str
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 6) if math.isfinite(value) else None
+
+
+def depth_statistics(depth: np.ndarray) -> dict[str, Any]:
+    """min / median / max over pixels with depth, in metres; and how many pixels have none."""
+    valid = valid_depth(depth)
+    values = depth[valid]
+    stats: dict[str, Any] = {"min": None, "median": None, "max": None}
+    if values.size:
+        stats = {"min": _finite(values.min()), "median": _finite(np.median(values)), "max": _finite(values.max())}
+    missing = int(depth.size - values.size)
+    if missing:
+        stats["pixels_without_depth"] = missing
+    return stats
+
+
+def caption_fields(caption: Caption | None) -> dict[str, Any]:
+    if caption is None:
+        return {"caption": None, "caption_source": None}
+    return {"caption": caption.text, "caption_source": caption.source, "caption_origin": caption.origin}
+
+
+def base_record(image: InputImage, status: str) -> dict[str, Any]:
+    return {"input": image.key, "path": str(image.path), "status": status}
+
+
+def failure_record(image: InputImage, error: str, caption: Caption | None = None, seconds: float = 0.0) -> dict[str, Any]:
+    return {
+        **base_record(image, "failed"),
+        **caption_fields(caption),
+        "error": error,
+        "seconds": round(seconds, 4),
+        "finished": now_iso(),
+    }
+
+
+def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics | None = None) -> dict[str, Any]:
+    """Write every requested output of one photo (each atomically) → its manifest record."""
+    start = time.perf_counter()
+    photo, depth, options = result.photo, result.depth, context.options
+    height, width = photo.size
+    intrinsics = intrinsics or resolve_intrinsics(height, width, options.camera, photo.exif_focal_mm)
+    paths = context.layout.paths(photo.image)
+    record: dict[str, Any] = {
+        **base_record(photo.image, "ok"),
+        **caption_fields(photo.caption),
+        "size": [height, width],
+        "network_size": list(photo.network_size),
+        "unit": DEPTH_UNIT,
+        "depth_m": depth_statistics(depth),
+        "intrinsics": {k: round(getattr(intrinsics, k), 4) for k in ("fx", "fy", "cx", "cy")}
+        | {"source": intrinsics.source},
+    }
+    if options.domain is not None:
+        record["domain"] = options.domain
+    metadata = {
+        "quantity": DEPTH_QUANTITY,
+        "model": context.model_name,
+        "caption": photo.caption.text,
+        "caption_source": photo.caption.source,
+        "domain": options.domain,
+        "metres_per_model_unit": context.metres_per_unit,
+        "input": photo.image.key,
+        "size": [height, width],
+        "network_size": list(photo.network_size),
+        "intrinsics": intrinsics.to_json(),
+        "tr2m_version": context.tr2m_version,
+    }
+    if "tiff" in paths:
+        write_depth_tiff(paths["tiff"], depth, metadata)
+    if "npy" in paths:
+        write_depth_npy(paths["npy"], depth)
+    if "png16" in paths:
+        saturated = write_depth_png16(paths["png16"], depth)
+        if saturated:
+            record["png16_saturated_pixels"] = saturated
+    if "preview" in paths:
+        low, high = write_preview(paths["preview"], depth, options.preview)
+        record["preview_range_m"] = [round(low, 4), round(high, 4)]
+    if "ply" in paths:
+        points, colors = make_point_cloud(depth, photo.colors, intrinsics, options.cloud)
+        write_ply(
+            paths["ply"],
+            points,
+            colors,
+            comments=(
+                f"tr2m point cloud of {photo.image.key}: metres, camera frame x right, y down, z forward",
+                f"model {context.model_name}; intrinsics {intrinsics.source}",
+            ),
+        )
+        record["points"] = int(len(points))
+    write_json(
+        paths["intrinsics"],
+        {"input": photo.image.key, "depth_unit": DEPTH_UNIT, **intrinsics.to_json()},
+    )
+    record["outputs"] = {kind: context.layout.relative(path) for kind, path in paths.items()}
+    seconds = time.perf_counter() - start
+    record["seconds"] = round(photo.seconds + result.seconds + seconds, 4)
+    record["finished"] = now_iso()
+    return record

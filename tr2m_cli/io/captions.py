@@ -1,0 +1,379 @@
+"""Where each photo's caption comes from, and saying which source was used.
+
+TR2M needs one short description per photo (the CLIP text embedding conditions the scale and shift
+maps). Sources, per photo, first match wins:
+
+1. a caption file (`--caption-file`): JSON mapping key → caption (or a list: the first is used),
+   a JSON list / JSON Lines of {"image": key, "caption": text} objects, or CSV/TSV with `image`
+   and `caption` columns. A key is the photo's path relative to the input folder (with or
+   without its suffix), its file name, or its stem. A key matching two photos, or two keys giving
+   one photo different captions, is an error naming them; so is any malformed file, before work.
+2. `--caption-root DIR`: `DIR/<relative path>.txt`, a tree mirroring the inputs (the layout of the
+   paper's caption trees); then a sidecar beside the photo, `<stem>.txt`. Both read the first
+   non-empty line (the paper's trees hold several captions per file; line 0 is the evaluation one).
+3. a fallback that produces captions for photos that still have none (e.g. a captioning model,
+   recorded as "generated").
+4. `--caption TEXT` for every photo that has none.
+5. `--domain indoor|outdoor|surgical`: a generic caption of that domain (the paper, Table 10, shows
+   a wrong caption of the right domain costs little).
+
+A photo with none of these has no caption: callers report "no caption for X"; there is no silent
+default. `sidecar_path` and `caption_root_path` say where captions for a photo are read, so tools
+that write captions put them exactly there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..errors import InputError
+from .inputs import InputImage
+
+DOMAIN_CAPTIONS: Mapping[str, str] = {
+    "indoor": "An indoor scene of a room with furniture and everyday objects.",
+    "outdoor": "An outdoor scene with buildings, a street, trees and the sky.",
+    # The wording of the paper's colonoscopy captions (C3VD): "The image shows a medical scene of …".
+    "surgical": "The image shows a medical scene of the colon with its tissue texture.",
+}
+DOMAINS = tuple(DOMAIN_CAPTIONS)
+
+IMAGE_FIELDS = ("image", "file", "path", "filename")
+CAPTION_FIELDS = ("caption", "captions", "text")
+
+
+@dataclass(frozen=True)
+class Caption:
+    """The caption used for one photo and where it came from.
+
+    `source`: caption-file, caption-root, sidecar, generated, option (--caption) or domain.
+    `origin`: which file and key, which text file, which model, or which domain.
+    """
+
+    text: str
+    source: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class CaptionRules:
+    """Which caption sources a run uses (see the module docstring for the order)."""
+
+    caption_file: Path | None = None
+    caption_root: Path | None = None
+    sidecars: bool = True
+    caption: str | None = None
+    domain: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.domain is not None and self.domain not in DOMAIN_CAPTIONS:
+            raise InputError(f"domain '{self.domain}': expected one of {', '.join(DOMAINS)}")
+        if self.caption is not None and not clean_caption(self.caption):
+            raise InputError("--caption is empty: give a sentence describing the photos")
+
+
+@dataclass(frozen=True)
+class CaptionFallback:
+    """Captions for photos that have none: `generate(images)` returns one caption (or None)
+    per image, in order, so a model can caption them in batches. `name` is recorded as the
+    caption's origin ("generated: <name>")."""
+
+    name: str
+    generate: Callable[[Sequence[InputImage]], Sequence[str | None]]
+
+
+def clean_caption(text: Any) -> str:
+    """One line, single spaces."""
+    return " ".join(str(text).split())
+
+
+def sidecar_path(image: InputImage) -> Path:
+    """The text file beside a photo that holds its caption: `<stem>.txt`, or `<name>.txt` for a
+    photo whose stem another photo shares (x.jpg and x.png)."""
+    return image.path.parent / f"{image.output_stem.name}.txt"
+
+
+def caption_root_path(image: InputImage, caption_root: str | Path) -> Path:
+    """The text file for a photo in a caption tree mirroring the inputs."""
+    return Path(caption_root) / f"{image.output_stem.as_posix()}.txt"
+
+
+def read_first_line(path: Path) -> str | None:
+    """The first non-empty line of a caption text file, or None when it has none."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the caption ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    for line in text.splitlines():
+        line = clean_caption(line)
+        if line:
+            return line
+    return None
+
+
+def _text_file_candidates(image: InputImage, folder_path: Path) -> list[Path]:
+    """`<name>.txt` if the output stem keeps the suffix, then `<stem>.txt`."""
+    shared = folder_path.with_name(f"{image.path.stem}.txt")
+    return [folder_path] if folder_path == shared else [folder_path, shared]
+
+
+# -- caption files ----------------------------------------------------------------------------
+
+
+def _normalise_key(key: str) -> str:
+    key = str(key).strip().replace("\\", "/")
+    while key.startswith("./"):
+        key = key[2:]
+    return key
+
+
+def _caption_value(value: Any, where: str) -> str:
+    if isinstance(value, list):
+        if not value:
+            raise InputError(f"{where}: empty list of captions")
+        value = value[0]
+    if not isinstance(value, str):
+        raise InputError(f"{where}: caption must be text or a list of texts, not {type(value).__name__}")
+    text = clean_caption(value)
+    if not text:
+        raise InputError(f"{where}: empty caption")
+    return text
+
+
+class _Table:
+    """key → caption, refusing a key given twice with different captions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, str] = {}
+
+    def add(self, key: Any, value: Any, where: str) -> None:
+        if not isinstance(key, str) or not _normalise_key(key):
+            raise InputError(f"{where}: the image key must be a non-empty text")
+        caption = _caption_value(value, f"{where} ({key!r})")
+        key = _normalise_key(key)
+        previous = self.entries.get(key)
+        if previous is not None and previous != caption:
+            raise InputError(f"{self.path}: key {key!r} is given twice with different captions")
+        self.entries[key] = caption
+
+
+def _record_fields(record: Any, where: str) -> tuple[Any, Any]:
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected an object with \"image\" and \"caption\"")
+    image = next((record[f] for f in IMAGE_FIELDS if f in record), None)
+    caption = next((record[f] for f in CAPTION_FIELDS if f in record), None)
+    if image is None or caption is None:
+        missing = [name for name, value in (("image", image), ("caption", caption)) if value is None]
+        raise InputError(f"{where}: missing {' and '.join(repr(m) for m in missing)}")
+    return image, caption
+
+
+def _parse_json(table: _Table, text: str) -> None:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result and result[key] != value:
+                raise InputError(f"{table.path}: key {key!r} is given twice with different captions")
+            result[key] = value
+        return result
+
+    try:
+        data = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
+            _parse_json_lines(table, text)  # JSON Lines saved under a .json name
+            return
+        raise InputError(f"{table.path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            table.add(key, value, str(table.path))
+    elif isinstance(data, list):
+        for number, record in enumerate(data):
+            table.add(*_record_fields(record, f"{table.path} item {number}"), f"{table.path} item {number}")
+    else:
+        raise InputError(f"{table.path}: expected a JSON object mapping image → caption")
+
+
+def _parse_json_lines(table: _Table, text: str) -> None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{table.path} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
+        table.add(*_record_fields(record, where), where)
+
+
+def _parse_csv(table: _Table, text: str, delimiter: str) -> None:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
+    image_column = next((f for f in IMAGE_FIELDS if f in header), None)
+    caption_column = next((f for f in CAPTION_FIELDS if f in header), None)
+    if image_column is None or caption_column is None:
+        raise InputError(
+            f"{table.path}: expected a header with 'image' and 'caption' columns, found: "
+            f"{', '.join(repr(h) for h in header) or 'nothing'}"
+        )
+    reader.fieldnames = header
+    try:
+        for row in reader:
+            where = f"{table.path} line {reader.line_num}"
+            if all(not (value or "").strip() for value in row.values() if isinstance(value, str)):
+                continue
+            table.add(row.get(image_column) or "", row.get(caption_column) or "", where)
+    except csv.Error as exc:
+        raise InputError(f"{table.path} line {reader.line_num}: malformed CSV ({exc})") from None
+
+
+def load_caption_file(path: str | Path) -> dict[str, str]:
+    """Read a caption file (JSON, JSON Lines, CSV or TSV, by suffix or content) into
+    {normalised key: caption}; any problem is one InputError naming the file and the place."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such caption file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a caption file (did you mean --caption-root?)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the caption file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: caption file is not UTF-8 text") from None
+    table = _Table(path)
+    suffix = path.suffix.lower()
+    start = text.lstrip()[:1]
+    if suffix in (".jsonl", ".ndjson"):
+        _parse_json_lines(table, text)
+    elif suffix == ".json" or (suffix not in (".csv", ".tsv") and start in ("{", "[")):
+        _parse_json(table, text)
+    else:
+        _parse_csv(table, text, "\t" if suffix == ".tsv" else ",")
+    if not table.entries:
+        raise InputError(f"{path}: holds no captions")
+    return table.entries
+
+
+def lookup_keys(image: InputImage) -> list[str]:
+    """The keys under which a caption file may name a photo, most specific first."""
+    keys = [str(image.path), image.key, image.relative_to_input.as_posix()]
+    keys += [image.relative.with_suffix("").as_posix(), image.relative_to_input.with_suffix("").as_posix()]
+    keys += [image.path.name, image.path.stem]
+    return list(dict.fromkeys(keys))
+
+
+# -- resolving ----------------------------------------------------------------------------------
+
+
+class CaptionResolver:
+    """Resolves captions by `CaptionRules`. The caption file is read, and checked against every
+    photo of the run (`images`, before any sharding, so every shard agrees), when the resolver is
+    made: malformed files and ambiguous keys fail here, before any work starts."""
+
+    def __init__(
+        self,
+        rules: CaptionRules,
+        images: Iterable[InputImage] = (),
+        fallback: CaptionFallback | None = None,
+    ) -> None:
+        self.rules = rules
+        self.fallback = fallback
+        self.table: dict[str, str] = {}
+        self._file_keys: dict[Path, str] = {}
+        self._used_keys: set[str] = set()
+        if rules.caption_file is not None:
+            self.table = load_caption_file(rules.caption_file)
+            self._file_keys = self._match_file_keys(list(images))
+        if rules.caption_root is not None and not Path(rules.caption_root).is_dir():
+            raise InputError(f"{rules.caption_root}: no such caption folder (--caption-root)")
+
+    def _match_file_keys(self, images: list[InputImage]) -> dict[Path, str]:
+        """Each photo's key in the caption file; raises on keys that match several photos and
+        on photos that several keys give different captions."""
+        chosen: dict[Path, str] = {}
+        claimed: dict[str, list[InputImage]] = {}
+        for image in images:
+            keys = [key for key in lookup_keys(image) if key in self.table]
+            if not keys:
+                continue
+            captions = {self.table[key] for key in keys}
+            if len(captions) > 1:
+                shown = ", ".join(repr(k) for k in keys)
+                raise InputError(
+                    f"{self.rules.caption_file}: keys {shown} all match {image.key} but give "
+                    f"different captions: keep one"
+                )
+            for key in keys:
+                claimed.setdefault(key, []).append(image)
+            chosen[image.path] = keys[0]
+        self._used_keys = set(claimed)
+        for key, owners in claimed.items():
+            if len(owners) > 1:
+                names = ", ".join(o.key for o in owners[:4]) + (", …" if len(owners) > 4 else "")
+                raise InputError(
+                    f"{self.rules.caption_file}: key {key!r} matches {len(owners)} photos ({names}): "
+                    f"key them by their path relative to the input folder, e.g. {owners[0].key!r}"
+                )
+        return chosen
+
+    @property
+    def unmatched_file_keys(self) -> int:
+        """Keys of the caption file that name none of the run's photos (typos, other sets)."""
+        return sum(1 for key in self.table if key not in self._used_keys)
+
+    def _per_image(self, image: InputImage) -> Caption | None:
+        rules = self.rules
+        if self.table:
+            key = self._file_keys.get(image.path)
+            if key is None:
+                key = next((k for k in lookup_keys(image) if k in self.table), None)
+            if key is not None:
+                return Caption(self.table[key], "caption-file", f"{rules.caption_file} [{key!r}]")
+        text_files = []
+        if rules.caption_root is not None:
+            text_files += [("caption-root", p) for p in _text_file_candidates(image, caption_root_path(image, rules.caption_root))]
+        if rules.sidecars:
+            text_files += [("sidecar", p) for p in _text_file_candidates(image, sidecar_path(image))]
+        for source, path in text_files:
+            text = read_first_line(path)
+            if text:
+                return Caption(text, source, str(path))
+        return None
+
+    def _blanket(self) -> Caption | None:
+        if self.rules.caption is not None:
+            return Caption(clean_caption(self.rules.caption), "option", "--caption")
+        if self.rules.domain is not None:
+            return Caption(DOMAIN_CAPTIONS[self.rules.domain], "domain", self.rules.domain)
+        return None
+
+    def resolve(self, image: InputImage) -> Caption | None:
+        """One photo's caption, or None when it has none (the fallback is asked too)."""
+        return self.resolve_all([image])[0]
+
+    def resolve_all(self, images: Sequence[InputImage]) -> list[Caption | None]:
+        """Captions for many photos; photos without a caption of their own go to the fallback
+        together, in one call."""
+        captions = [self._per_image(image) for image in images]
+        missing = [i for i, caption in enumerate(captions) if caption is None]
+        if missing and self.fallback is not None:
+            generated = list(self.fallback.generate([images[i] for i in missing]))
+            if len(generated) != len(missing):
+                raise RuntimeError(f"caption fallback returned {len(generated)} captions for {len(missing)} photos")
+            for i, text in zip(missing, generated):
+                if text and clean_caption(text):
+                    captions[i] = Caption(clean_caption(text), "generated", self.fallback.name)
+        blanket = self._blanket()
+        return [caption or blanket for caption in captions]
