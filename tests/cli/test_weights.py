@@ -94,3 +94,22 @@ def test_download_from_registry(tmp_path, file_server, tiny_encoders, monkeypatc
     assert run("weights", "path", "tiny").output.strip() == folder
     assert "cached" in run("weights", "list").output
     assert not any(p.name.endswith(".part") for p in (tmp_path.parent).rglob("*.part"))
+
+
+def test_list_shows_captioners_and_download_fetches_one_for_offline_use(tmp_path, monkeypatch):
+    from tr2m_cli.caption.testing import save_tiny_blip
+
+    result = run("weights", "list")
+    assert "captioners (tr2m caption --captioner NAME):" in result.output
+    assert "florence-2-base" in result.output and "llava-v1.6-vicuna-7b" in result.output
+    # A captioner name goes to the Hugging Face cache, with the offline rule of the encoders.
+    offline = run("weights", "download", "florence-2-base")
+    assert offline.exit_code == 2
+    assert "captioner 'florence-community/Florence-2-base': cannot download while HF_HUB_OFFLINE" in offline.output
+    # A registry captioner kept in a folder is already there.
+    folder = save_tiny_blip(tmp_path / "blip")
+    registry = tmp_path / "registry.toml"
+    registry.write_text(f'[captioners.mine]\nmodel = "{folder}"\ndescription = "tiny"\n')
+    monkeypatch.setenv("TR2M_REGISTRY", str(registry))
+    assert run("weights", "download", "mine").output.strip() == str(folder)
+    assert "mine  cached" in run("weights", "list").output

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("tr2m_cli.cli.convert", "convert"),
     "eval": ("tr2m_cli.cli.eval", "eval_command"),
     "train": ("tr2m_cli.cli.train", "train"),
+    "caption": ("tr2m_cli.cli.caption", "caption"),
 }
 
 

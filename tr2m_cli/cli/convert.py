@@ -11,7 +11,14 @@ from typing import Iterator
 
 import click
 
-from .options import batch_size_option, device_option, model_option, precision_option, quiet_option
+from .options import (
+    batch_size_option,
+    captioner_option,
+    device_option,
+    model_option,
+    precision_option,
+    quiet_option,
+)
 
 
 @contextlib.contextmanager
@@ -56,7 +63,8 @@ Outputs under --out mirror the input tree (photos/a/b.jpg → OUT/a/b.*):
   b.intrinsics.json  the camera used     manifest.jsonl, summary.json  the run
 \b
 Captions, first found: --caption-file, --caption-root tree, <stem>.txt beside the photo,
---caption, --domain. Exit status: 0 all done, 1 some photos failed, 2 usage or setup error.
+--auto-caption, --caption, --domain. Exit status: 0 all done, 1 some photos failed, 2 usage or
+setup error.
 """
 
 
@@ -80,6 +88,9 @@ Captions, first found: --caption-file, --caption-root tree, <stem>.txt beside th
     metavar="indoor|outdoor|surgical",
     help="Generic caption for photos with none; surgical also converts the released weights' mm to metres.",
 )
+@click.option("--auto-caption", is_flag=True, help="Caption photos that have none with a local model (as `tr2m caption`).")
+@captioner_option
+@click.option("--save-captions", is_flag=True, help="With --auto-caption: keep the captions as <stem>.txt beside the photos.")
 @model_option
 @device_option
 @precision_option
@@ -103,7 +114,8 @@ Captions, first found: --caption-file, --caption-root tree, <stem>.txt beside th
 @click.option("--edge-angle", type=float, help="Drop flying pixels on surfaces within this angle of edge-on, degrees; 0 keeps all [default: 5].")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads for decoding, and for writing [default: half the CPU cores, 2–8].")
 @quiet_option
-def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_sidecars, caption, domain, model, device,
+def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_sidecars, caption, domain, auto_caption,
+            captioner, save_captions, model, device,
             precision, batch_size, resolution, size_text, shard, skip_existing, colormap, depth_range, colorbar,
             fx, fy, cx, cy, fov, max_depth, stride, voxel_size, max_points, edge_angle, workers, quiet) -> None:  # fmt: skip
     """Metric depth (metres) for PHOTOS: image files, folders (recursive) and @list.txt files.
@@ -112,6 +124,7 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
       tr2m convert photos --caption-file captions.json --out depth
       tr2m convert photos --domain indoor --outputs tiff,preview,ply --fov 70
       tr2m convert @batch.txt --shard 3/8 --out /scratch/depth   # machine 3 of 8
+      tr2m convert photos --auto-caption --save-captions          # no captions yet
     """
     from ..convert import ConvertOptions, parse_outputs
     from ..convert import convert as run_convert
@@ -125,6 +138,8 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
 
     if resolution is not None and size_text is not None:
         raise InputError("give either --resolution or --size, not both")
+    if save_captions and not auto_caption:
+        raise InputError("--save-captions keeps the captions --auto-caption makes: add --auto-caption")
     cloud = {"max_depth": max_depth, "stride": stride, "voxel_size": voxel_size, "max_points": max_points, "edge_angle_deg": edge_angle}
     options = ConvertOptions(
         outputs=parse_outputs(outputs),
@@ -148,9 +163,16 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         progress=not quiet,
         **({"decode_workers": workers, "write_workers": workers} if workers else {}),
     )
+    fallback = None
+    if auto_caption:
+        from ..caption.run import auto_caption_fallback
+
+        fallback = auto_caption_fallback(
+            captioner, device=device, precision=precision, batch_size=batch_size, save_sidecars=save_captions, progress=not quiet
+        )
     try:
         with _sigterm_as_interrupt():
-            summary = run_convert(list(inputs), out, options, model=model)
+            summary = run_convert(list(inputs), out, options, model=model, caption_fallback=fallback)
     except KeyboardInterrupt:
         click.echo(
             "tr2m: interrupted: finished photos are kept and recorded; run the same command again to convert the rest",

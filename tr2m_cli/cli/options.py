@@ -30,3 +30,10 @@ batch_size_option = click.option(
     "--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images per forward pass."
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars; errors still go to stderr.")
+captioner_option = click.option(
+    "--captioner",
+    default="blip-base",
+    show_default=True,
+    metavar="NAME|ID|DIR",
+    help="Captioning model: registry name (`tr2m weights list`), Hugging Face id, or folder.",
+)

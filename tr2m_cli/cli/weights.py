@@ -24,17 +24,25 @@ def weights() -> None:
 @weights.command("list")
 def list_models() -> None:
     """Registry models, and whether each is in the cache."""
+    from ..caption.registry import captioner_entries
+    from ..caption.resolve import is_captioner_available, resolve_captioner
     from ..weights.registry import load_registry
     from ..weights.resolve import cached_model_folder
     from ..weights.folder import is_model_folder
 
     registry = load_registry()
-    if not registry.models:
+    captioners = captioner_entries(registry)
+    if not registry.models and not captioners:
         click.echo(f"no models in {registry.path}")
         return
-    width = max(len(name) for name in registry.models)
+    width = max(len(name) for name in [*registry.models, *captioners])
     for name, entry in sorted(registry.models.items()):
         state = "cached" if is_model_folder(cached_model_folder(name)) else "not downloaded"
+        click.echo(f"{name:<{width}}  {state:<14}  {entry.description}")
+    if captioners:
+        click.echo("\ncaptioners (tr2m caption --captioner NAME):")
+    for name, entry in sorted(captioners.items()):
+        state = "cached" if is_captioner_available(resolve_captioner(name)) else "not downloaded"
         click.echo(f"{name:<{width}}  {state:<14}  {entry.description}")
 
 
@@ -44,9 +52,16 @@ def list_models() -> None:
 @click.option("--force", is_flag=True, help="Download again even if the model is cached.")
 @quiet_option
 def download(name: str, head_only: bool, force: bool, quiet: bool) -> None:
-    """Fetch model NAME (head and encoders) so later runs need no network."""
+    """Fetch model NAME (head and encoders), or captioner NAME, so later runs need no network."""
+    from ..caption.registry import find_captioner
+    from ..weights.registry import load_registry
     from ..weights.resolve import download_model
 
+    if name not in load_registry().models and find_captioner(name) is not None:
+        from ..caption.resolve import fetch_captioner
+
+        click.echo(fetch_captioner(name, progress=not quiet))
+        return
     folder = download_model(name, encoders=not head_only, progress=not quiet, force=force)
     click.echo(str(folder))
 

@@ -69,16 +69,18 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _load_failure(role: str, source: str, exc: BaseException) -> WeightsError:
+DOWNLOAD_ADVICE = (
+    "run `tr2m weights download MODEL` on a connected machine and copy its cache (HF_HOME), "
+    "or pass a local folder saved with save_pretrained"
+)
+
+
+def _load_failure(role: str, source: str, exc: BaseException, advice: str = DOWNLOAD_ADVICE) -> WeightsError:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if Path(source).is_dir():
         return WeightsError(f"{role} folder {source}: cannot be loaded: {first}")
     from huggingface_hub import constants
 
-    advice = (
-        "run `tr2m weights download MODEL` on a connected machine and copy its cache (HF_HOME), "
-        "or pass a local folder saved with save_pretrained"
-    )
     if is_offline():
         return WeightsError(
             f"{role} '{source}' is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
@@ -90,12 +92,14 @@ def _load_failure(role: str, source: str, exc: BaseException) -> WeightsError:
     )
 
 
-def _from_pretrained(role: str, source: str, loader, **kwargs):
+def _from_pretrained(role: str, source: str, loader, *, advice: str = DOWNLOAD_ADVICE, **kwargs):
+    """`loader(source)` (a transformers `from_pretrained`) with the offline rules, its failures
+    turned into one line that says what is missing and `advice` on how to get it."""
     with quiet_transformers():
         try:
             return loader(source, local_files_only=is_offline() or Path(source).is_dir(), **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise _load_failure(role, source, exc) from None
+            raise _load_failure(role, source, exc, advice) from None
 
 
 def freeze(module: nn.Module) -> nn.Module:

@@ -96,9 +96,6 @@ def download_model(name: str, *, encoders: bool = True, progress: bool = True, f
 def fetch_encoders(folder: str | Path, *, progress: bool = True) -> list[str]:
     """Download the model's Hugging Face encoders into the HF cache (local folders are left as
     they are). Returns the ids fetched."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
-
     spec = read_model_folder(folder)
     fetched = []
     for role, source in (
@@ -109,17 +106,26 @@ def fetch_encoders(folder: str | Path, *, progress: bool = True) -> list[str]:
         resolved = resolve_source(source, folder)
         if Path(resolved).is_dir():
             continue
-        if is_offline():
-            raise WeightsError(f"{role} '{resolved}': cannot download while HF_HUB_OFFLINE/TR2M_OFFLINE is set")
-        if not progress:
-            disable_progress_bars()
-        try:
-            snapshot_download(resolved, allow_patterns=ENCODER_FILE_PATTERNS)
-        except Exception as exc:  # the hub raises many types; all mean "could not fetch"
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise WeightsError(f"{role} '{resolved}': download failed: {first}") from None
-        finally:
-            if not progress:
-                enable_progress_bars()
+        fetch_snapshot(role, resolved, progress=progress)
         fetched.append(resolved)
     return fetched
+
+
+def fetch_snapshot(role: str, repo_id: str, *, progress: bool = True, patterns: list[str] | None = None) -> str:
+    """Download a Hugging Face repository (only the files transformers loads) into the HF cache;
+    returns its local folder. Any failure is one WeightsError naming `role` and the id."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    if is_offline():
+        raise WeightsError(f"{role} '{repo_id}': cannot download while HF_HUB_OFFLINE/TR2M_OFFLINE is set")
+    if not progress:
+        disable_progress_bars()
+    try:
+        return snapshot_download(repo_id, allow_patterns=patterns or ENCODER_FILE_PATTERNS)
+    except Exception as exc:  # the hub raises many types; all mean "could not fetch"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{role} '{repo_id}': download failed: {first}") from None
+    finally:
+        if not progress:
+            enable_progress_bars()
