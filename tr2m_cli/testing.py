@@ -171,13 +171,10 @@ def save_tiny_encoders(folder: str | Path, seed: int = 0) -> dict[str, Path]:
 
 def make_tiny_model_folder(folder: str | Path, seed: int = 0, name: str = "tiny-random") -> Path:
     """A complete, self-contained model folder with tiny random encoders inside it."""
-    import tempfile
-
     import torch
 
-    from .model.checkpoint import save_head
     from .model.head import ScaleShiftHead
-    from .weights.folder import import_head
+    from .weights.folder import save_model_folder
 
     folder = Path(folder)
     encoders = save_tiny_encoders(folder / "encoders", seed)
@@ -189,20 +186,16 @@ def make_tiny_model_folder(folder: str | Path, seed: int = 0, name: str = "tiny-
         for output, level in ((head.scale_head, 0.3), (head.shift_head, 0.1)):
             output.conv3.weight.mul_(0.02)
             output.conv3.bias.fill_(math.log(level / output.coefficient))
-    with tempfile.TemporaryDirectory() as scratch:
-        head_file = Path(scratch) / "head.safetensors"
-        save_head(head, head_file)
-        import_head(
-            head_file,
-            folder,
-            image_encoder=encoders["image"],
-            text_encoder=encoders["text"],
-            depth_model=encoders["relative_depth"],
-            name=name,
-            provenance={"note": "random weights for tests; depth values are meaningless"},
-            overwrite=True,
-        )
-    return folder
+    return save_model_folder(
+        head,
+        folder,
+        image_encoder=encoders["image"],
+        text_encoder=encoders["text"],
+        depth_model=encoders["relative_depth"],
+        name=name,
+        provenance={"note": "random weights for tests; depth values are meaningless"},
+        overwrite=True,
+    )
 
 
 def build_full_size_random_model(device: str = "cpu", precision: str = "fp32"):

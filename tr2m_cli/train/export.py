@@ -12,11 +12,10 @@ recorded, unlike the authors' released weights.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from ..errors import WeightsError
-from ..model.checkpoint import head_from_state, save_head
+from ..model.checkpoint import head_from_state
 from ..model.config import HeadConfig
 from .run_folder import RunFolder, find_checkpoint
 from .state import read_checkpoint
@@ -31,7 +30,7 @@ def export_model(
     overwrite: bool = False,
 ) -> Path:
     """Write the model folder `out` from a run folder's best/last checkpoint or a checkpoint file."""
-    from ..weights.folder import import_head
+    from ..weights.folder import save_model_folder
 
     path = find_checkpoint(source, which)
     state = read_checkpoint(path)
@@ -57,18 +56,14 @@ def export_model(
     best = record.get("best")
     if best and Path(path).name in (best.get("checkpoint"), "best.safetensors"):
         provenance["validation"] = {"metric": best.get("metric"), "value": best.get("value")}
-    with tempfile.TemporaryDirectory() as scratch:
-        head_file = Path(scratch) / "head.safetensors"
-        save_head(head, head_file)
-        return import_head(
-            head_file,
-            out,
-            image_encoder=encoders["image"],
-            text_encoder=encoders["text"],
-            depth_model=encoders["relative_depth"],
-            name=name,
-            attention_heads=config.attention_heads,
-            token_budget=state.get("token_budget"),
-            provenance=provenance,
-            overwrite=overwrite,
-        )
+    return save_model_folder(
+        head,
+        out,
+        image_encoder=encoders["image"],
+        text_encoder=encoders["text"],
+        depth_model=encoders["relative_depth"],
+        name=name,
+        token_budget=state.get("token_budget"),
+        provenance=provenance,
+        overwrite=overwrite,
+    )

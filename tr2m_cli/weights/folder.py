@@ -15,11 +15,14 @@ import datetime as _dt
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import WeightsError
 from ..io.atomic import atomic_path, write_json
 from ..model.config import PATCH_SIZE, UNIT_TO_METRES, EncoderSources, HeadConfig, ModelSpec
+
+if TYPE_CHECKING:
+    from ..model.head import ScaleShiftHead
 
 CONFIG_NAME = "tr2m.json"
 HEAD_NAME = "head.safetensors"
@@ -96,6 +99,56 @@ def _encoder_reference(source: str | Path, out: Path) -> str:
     return str(source)
 
 
+def _check_destination(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise WeightsError(f"{out}: exists and is not a folder")
+    if is_model_folder(out) and not overwrite:
+        raise WeightsError(f"{out}: already holds a model (use --force to replace it)")
+
+
+def save_model_folder(
+    head: "ScaleShiftHead",
+    out: str | Path,
+    *,
+    image_encoder: str | Path | None = None,
+    text_encoder: str | Path | None = None,
+    depth_model: str | Path | None = None,
+    name: str | None = None,
+    token_budget: int | None = None,
+    domain_units: Mapping[str, str] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a head module as a model folder (head sizes from its config; encoders default to
+    the official ids). Training exports and tiny test models come here directly."""
+    from ..model.checkpoint import save_head
+
+    out = Path(out)
+    _check_destination(out, overwrite)
+    defaults = EncoderSources()
+    out.mkdir(parents=True, exist_ok=True)
+    spec = ModelSpec(
+        name=name or out.name,
+        head=head.config,
+        encoders=EncoderSources(
+            image=_encoder_reference(image_encoder or defaults.image, out),
+            text=_encoder_reference(text_encoder or defaults.text, out),
+            relative_depth=_encoder_reference(depth_model or defaults.relative_depth, out),
+        ),
+        token_budget=token_budget or ModelSpec.token_budget,
+        domain_units=dict(domain_units or {}),
+        provenance={
+            "imported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "tr2m_version": _version(),
+            **dict(provenance or {}),
+        },
+    )
+    with atomic_path(out / HEAD_NAME) as temp:
+        save_head(head, temp)
+    write_json(out / CONFIG_NAME, spec_to_json(spec))
+    return out
+
+
 def import_head(
     head_file: str | Path,
     out: str | Path,
@@ -112,41 +165,26 @@ def import_head(
 ) -> Path:
     """Turn a head file (the authors' release, a reference training checkpoint, or ours) into a
     model folder. Head sizes are read from the file; encoders default to the official ids."""
-    from ..model.checkpoint import head_from_state, infer_head_config, read_head_file, save_head
+    from ..model.checkpoint import head_from_state, infer_head_config, read_head_file
     from .download import sha256_of
 
     head_file, out = Path(head_file), Path(out)
-    if out.exists() and not out.is_dir():
-        raise WeightsError(f"{out}: exists and is not a folder")
-    if is_model_folder(out) and not overwrite:
-        raise WeightsError(f"{out}: already holds a model (use --force to replace it)")
+    _check_destination(out, overwrite)  # before reading a 76 MB file for nothing
     state, recorded = read_head_file(head_file)
     config = recorded or infer_head_config(state, attention_heads=attention_heads, source=head_file)
     head = head_from_state(state, config, head_file)  # strict: every key and shape checked
-    defaults = EncoderSources()
-    out.mkdir(parents=True, exist_ok=True)
-    spec = ModelSpec(
-        name=name or out.name,
-        head=config,
-        encoders=EncoderSources(
-            image=_encoder_reference(image_encoder or defaults.image, out),
-            text=_encoder_reference(text_encoder or defaults.text, out),
-            relative_depth=_encoder_reference(depth_model or defaults.relative_depth, out),
-        ),
-        token_budget=token_budget or ModelSpec.token_budget,
-        domain_units=dict(domain_units or {}),
-        provenance={
-            "head_file": head_file.name,
-            "head_file_sha256": sha256_of(head_file),
-            "imported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "tr2m_version": _version(),
-            **dict(provenance or {}),
-        },
+    return save_model_folder(
+        head,
+        out,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        depth_model=depth_model,
+        name=name,
+        token_budget=token_budget,
+        domain_units=domain_units,
+        provenance={"head_file": head_file.name, "head_file_sha256": sha256_of(head_file), **dict(provenance or {})},
+        overwrite=overwrite,
     )
-    with atomic_path(out / HEAD_NAME) as temp:
-        save_head(head, temp)
-    write_json(out / CONFIG_NAME, spec_to_json(spec))
-    return out
 
 
 def _version() -> str:
