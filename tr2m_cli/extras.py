@@ -8,6 +8,8 @@ without its extra is one line naming the extra to install, never a traceback.
 |------------|---------------------------------|-------------------------------------------------|
 | `3d`       | open3d (+ libusb-package)       | normals, meshes, outlier removal, `tr2m view`   |
 | `hypersim` | h5py                            | reading HyperSim depth (`tr2m eval --zero-shot`)|
+| `video`    | av (PyAV: FFmpeg in a wheel)    | videos in, depth preview videos out             |
+| `ros`      | rosbags                         | ROS 1 `.bag` and ROS 2 `.db3`/`.mcap` recordings |
 """
 
 from __future__ import annotations
