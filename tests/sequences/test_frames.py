@@ -120,3 +120,43 @@ def test_a_damaged_source_ends_the_clip_after_the_frames_before_it():
 def test_frame_names_have_six_digits_until_a_million_frames():
     assert index_width(None) == 6 and index_width(120) == 6 and index_width(1_000_000) == 6
     assert index_width(12_345_678) == 8
+
+
+def test_frames_are_read_ahead_in_order_and_errors_arrive_where_they_happened():
+    import threading
+
+    from tr2m_cli.sequences.frames import read_ahead
+
+    threads = set()
+
+    def source():
+        for i in range(20):
+            threads.add(threading.current_thread().name)
+            yield i
+        raise FrameReadError("clip.mp4: frame 20 is damaged", 20)
+
+    seen = []
+    with pytest.raises(FrameReadError, match="frame 20"):
+        for item in read_ahead(source(), ahead=3):
+            seen.append(item)
+    assert seen == list(range(20))
+    assert threads == {"tr2m-frames"}  # decoded off the caller's thread
+
+
+def test_leaving_a_read_ahead_early_stops_and_closes_the_source():
+    from tr2m_cli.sequences.frames import read_ahead
+
+    produced, closed = [], []
+
+    def source():
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.append(True)
+
+    for item in read_ahead(source(), ahead=2):
+        if item == 3:
+            break
+    assert closed == [True] and len(produced) < 10

@@ -197,3 +197,55 @@ def load_frames(raw: Iterable[RawFrame], wanted: Callable[[int], bool] | None = 
             except InputError as exc:
                 frame.error = str(exc)
         yield frame
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterable, ahead: int = 8, name: str = "tr2m-frames") -> Iterator:
+    """The items of `items`, produced by a background thread up to `ahead` items before they are
+    needed: a clip's frames decode (a sequential job, one frame after the other) while the model
+    works on earlier ones. An exception raised by `items` comes out at the point it was raised,
+    after the items before it. Leaving the loop early stops the thread at its next item."""
+    import queue
+    import threading
+
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((_DONE, exc))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if stop.is_set() and close is not None:
+                close()  # a generator left early: its files close in this thread
+        put((_DONE, None))
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

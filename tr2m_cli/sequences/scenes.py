@@ -67,3 +67,27 @@ class SceneCutDetector:
         self._last_cut = index
         self.cuts.append(index)
         return True
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Kept frames `first`..`last` (source indices) between two cuts; `middle` represents it."""
+
+    first: int
+    last: int
+    middle: int
+
+
+def find_scenes(frames, options: SceneCutOptions = SceneCutOptions()) -> list[Scene]:
+    """Scenes of a clip from its kept frames (`Frame`s with pixels, in order), each represented
+    by its middle kept frame: the frame a caption of the scene is written from."""
+    detector = SceneCutDetector(options)
+    scenes: list[list[int]] = []
+    for frame in frames:
+        if frame.rgb is None:
+            continue
+        cut = detector.is_cut(frame.index, frame.rgb)  # every frame is seen, the first included
+        if cut or not scenes:
+            scenes.append([])
+        scenes[-1].append(frame.index)
+    return [Scene(members[0], members[-1], members[len(members) // 2]) for members in scenes]
