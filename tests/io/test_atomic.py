@@ -33,16 +33,3 @@ def test_stale_temporaries_are_swept(tmp_path):
     (tmp_path / "a" / "x.png").write_bytes(b"whole")
     assert remove_stale_temporaries(tmp_path) == 1
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.png"]
-
-
-def test_removing_the_temporaries_of_some_destinations_spares_the_others(tmp_path):
-    from tr2m_cli.io.atomic import remove_stale_temporaries_of, temp_path_for
-
-    mine, theirs = tmp_path / "a.depth.tiff", tmp_path / "b.depth.tiff"
-    for dest in (mine, theirs, tmp_path / "sub" / "a.depth.tiff"):
-        dest.parent.mkdir(exist_ok=True)
-        temp_path_for(dest).write_bytes(b"half")
-    assert remove_stale_temporaries_of([mine]) == 1
-    left = sorted(p.name for p in tmp_path.rglob(".tr2m-tmp-*"))
-    assert len(left) == 2 and all(name.endswith("-b.depth.tiff") or name.endswith("-a.depth.tiff") for name in left)
-    assert not any(p.parent == tmp_path and p.name.endswith("-a.depth.tiff") for p in tmp_path.rglob(".tr2m-tmp-*"))
