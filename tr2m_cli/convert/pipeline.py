@@ -207,6 +207,8 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
     def reuse(image: InputImage) -> Caption | None:
         """A caption the fallback (e.g. --auto-caption) made for this photo last time."""
         record = previous.get(image.key) or {}
+        if options.overwrite:
+            return None  # redo everything, the generated captions too
         if caption_fallback is not None and record.get("caption_source") == "generated" and record.get("caption"):
             if record.get("caption_origin") == caption_fallback.name:
                 return Caption(record["caption"], "generated", caption_fallback.name)

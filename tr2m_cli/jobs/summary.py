@@ -82,6 +82,7 @@ class JobSummary:
     verb: str = "done"  # "converted", "captioned"
     skipped_words: str = "already done"
     unit: str = "photos"
+    rate_unit: str = "photos"  # what the rate counts: photos/s, captions/s
 
     @property
     def interrupted(self) -> bool:
@@ -116,7 +117,7 @@ class JobSummary:
         if self.failed:
             parts.append(f"{self.failed} failed")
         parts += self.extra_counts()
-        rate = f", {self.per_second:.2f} {self.unit}/s" if self.done else ""
+        rate = f", {self.per_second:.2f} {self.rate_unit}/s" if self.done else ""
         state = "interrupted: " if self.interrupted else ""
         where = self.summary_target()
         return f"{state}{', '.join(parts)} of {self.photos} {self.unit} in {self.elapsed_s:.1f} s{rate} → {where}"
@@ -150,7 +151,7 @@ class JobSummary:
             "write_errors": self.write_errors,
             "elapsed_s": self.elapsed_s,
             "setup_s": self.setup_s,
-            f"{self.unit}_per_s": round(self.per_second, 4),
+            f"{self.rate_unit}_per_s": round(self.per_second, 4),
             "stage_seconds": self.stage_seconds,
             "model": self.model,
             "options": self.options,
