@@ -33,7 +33,8 @@ def parse_hxw(text: str, what: str = "size") -> tuple[int, int]:
 
 
 class SizeType(click.ParamType):
-    """HxW in pixels → (height, width); with `allow_none`, `none` → None."""
+    """HxW in pixels → (height, width); with `allow_none`, `none` → "none" (the aspect-keeping
+    size, told apart from an option not given)."""
 
     name = "HxW"
 
@@ -44,7 +45,7 @@ class SizeType(click.ParamType):
         if value is None or isinstance(value, tuple):
             return value
         if self.allow_none and str(value).strip().lower() == "none":
-            return None
+            return "none"
         try:
             return parse_hxw(value, "size")
         except ValueError as exc:
