@@ -11,10 +11,10 @@ from pathlib import Path
 def main(model_dir: str, out: str) -> None:
     from safetensors.torch import save_file
 
-    from tr2m_cli.train import TrainConfig, train
+    from tr2m_cli.train import TrainOptions, train
     from tr2m_cli.train.synthetic import SyntheticScenes
 
-    config = TrainConfig(
+    config = TrainOptions(
         out=str(Path(out) / "run"),
         datasets=("a", "b"),
         model=model_dir,

@@ -95,7 +95,7 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     """
     from ..errors import DatasetError
     from ..evaluate.report import describe_dataset, describe_model, format_table
-    from ..evaluate.suite import EvalSettings, open_eval_datasets, protocol_for, run_evaluation, select_datasets
+    from ..evaluate.suite import EvalOptions, open_eval_datasets, protocol_for, run_evaluation, select_datasets
 
     from ..data.protocol import EvalProtocol
 
@@ -150,7 +150,7 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     tr2m = load_model(folder, device=device, precision=precision, progress=not quiet)
     if workers is None:
         workers = 4 if tr2m.device.type == "cuda" else 0
-    settings = EvalSettings(
+    settings = EvalOptions(
         overrides=overrides, batch_size=batch_size, limit=limit, flip_tta=flip_tta, num_workers=workers,
         save_predictions=save_predictions, preview_every=previews, progress=not quiet,
     )

@@ -94,10 +94,10 @@ def train(ctx: click.Context, **options) -> None:
 
 
 def _config(options: dict):
-    from ..losses import LossSettings
-    from ..train import AugmentSettings, TrainConfig
+    from ..losses import LossOptions
+    from ..train import AugmentOptions, TrainOptions
 
-    losses = LossSettings(
+    losses = LossOptions(
         si_weight=0.0 if options["no_si"] else options["w_si"],
         pseudo_weight=0.0 if options["no_pseudo"] else options["w_pseudo"],
         contrast_weight=0.0 if options["no_contrast"] else options["w_contrast"],
@@ -106,11 +106,11 @@ def _config(options: dict):
         pseudo_threshold=options["pseudo_threshold"],
         scale_classes=options["scale_classes"],
     )
-    augment = AugmentSettings()
+    augment = AugmentOptions()
     if options["no_augment"]:
-        augment = AugmentSettings.off()
+        augment = AugmentOptions.off()
     elif options["no_colour_augment"]:
-        augment = AugmentSettings(photometric_probability=0.0)
+        augment = AugmentOptions(photometric_probability=0.0)
     values = {field: options[name] for name, field in _FIELDS.items()}
     values.update(
         out=str(options["out"]),
@@ -126,7 +126,7 @@ def _config(options: dict):
     if datasets:
         values["datasets"] = datasets
     try:
-        return TrainConfig(**values)
+        return TrainOptions(**values)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -83,7 +83,7 @@ def open_eval_datasets(
 
 
 @dataclass
-class EvalSettings:
+class EvalOptions:
     """How to run: shared by every dataset of one evaluation."""
 
     overrides: Mapping[str, Any] = field(default_factory=dict)  # EvalProtocol fields for every set
@@ -104,7 +104,7 @@ def run_evaluation(
     model,
     datasets: Sequence,
     out_dir: str | Path,
-    settings: EvalSettings | None = None,
+    settings: EvalOptions | None = None,
     *,
     model_info: dict[str, Any] | None = None,
     command: list[str] | None = None,
@@ -114,7 +114,7 @@ def run_evaluation(
     (an interrupted run keeps what finished) and table.txt at the end."""
     from .report import describe_model
 
-    settings = settings or EvalSettings()
+    settings = settings or EvalOptions()
     out = Path(out_dir)
     model_info = model_info or describe_model(model)
     runtime = {
@@ -153,3 +153,7 @@ def run_evaluation(
     if results:
         write_text(out / "table.txt", format_table(results))
     return results
+
+
+# The name before option classes took one suffix (Options); kept so existing code keeps working.
+EvalSettings = EvalOptions

@@ -24,7 +24,7 @@ from ..model.head import ScaleShiftHead
 from ..model.preprocess import normalize_and_resize
 from . import distributed
 from .batches import TrainingExamples, collate, epoch_schedule, make_sources
-from .config import TrainConfig
+from .config import TrainOptions
 from .features import FeatureCache, cache_fingerprint, encode_batch
 from .logbook import Logbook
 from .run_folder import RunFolder, find_checkpoint
@@ -44,7 +44,7 @@ class TrainResult:
 
 
 def train(
-    config: TrainConfig,
+    config: TrainOptions,
     *,
     datasets: Mapping[str, Sequence] | None = None,
     val_datasets: Mapping[str, Sequence] | None = None,
@@ -72,7 +72,7 @@ def resume(
     path = find_checkpoint(source, "last")
     state = read_checkpoint(path)
     try:
-        config = TrainConfig.from_dict(state["config"]).with_overrides(overrides)
+        config = TrainOptions.from_dict(state["config"]).with_overrides(overrides)
     except ValueError as exc:
         raise OutputError(f"{path}: {exc}") from None
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else Path(config.out)
@@ -81,7 +81,7 @@ def resume(
 
 
 class _Trainer:
-    def __init__(self, config: TrainConfig, datasets, val_datasets, checkpoint) -> None:
+    def __init__(self, config: TrainOptions, datasets, val_datasets, checkpoint) -> None:
         self.config = config
         self.run_folder = RunFolder(config.out)
         self.validating = bool(val_datasets) or (val_datasets is None and bool(config.val_datasets))
