@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -49,6 +50,7 @@ DOMAIN_CAPTIONS: Mapping[str, str] = {
 DOMAINS = tuple(DOMAIN_CAPTIONS)
 
 IMAGE_FIELDS = ("image", "file", "path", "filename")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 CAPTION_FIELDS = ("caption", "captions", "text")
 
 
@@ -95,11 +97,7 @@ class CaptionFallback:
 def _valid_text(text: str) -> str:
     """Text that encodes as UTF-8: bytes that were not UTF-8 (kept by Python as lone surrogates,
     from command-line arguments or JSON escapes) become U+FFFD, as any decoder shows them."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8", "replace").decode("utf-8")
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def clean_caption(text: Any) -> str:

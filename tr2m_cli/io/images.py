@@ -67,8 +67,12 @@ def open_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         raise InputError(f"{path}: {reason}")
     if max_pixels is not None and (Image.MAX_IMAGE_PIXELS or 0) < max_pixels:
         # PIL's own guard warns above its limit and refuses above twice it; ours is the one users
-        # set, so PIL's is moved out of its way (a process-wide setting, only ever raised).
+        # set, so PIL's is moved out of its way (a process-wide setting, only ever raised), and
+        # its warning, which our error replaces, silenced.
+        import warnings
+
         Image.MAX_IMAGE_PIXELS = max_pixels
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     with image_errors(path), open_regular(path) as handle, Image.open(handle) as image:
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
