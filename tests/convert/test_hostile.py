@@ -208,3 +208,20 @@ def test_a_corrupt_manifest_is_reported_not_silently_rebuilt(tmp_path, tiny_mode
     (out / "manifest.jsonl").write_bytes(b"\x00\x01 not a manifest at all\n")
     with pytest.raises(OutputError, match="not a tr2m manifest"):
         convert([folder], out, options(), model=tiny_model)
+
+
+def test_depth_with_no_finite_positive_pixel_is_a_failure_not_ok(tmp_path, tiny_model_dir):
+    """A head broken after loading (or by a bug) must not produce "ok" NaN or negative metres."""
+    import torch
+
+    from tr2m_cli import load_model
+
+    model = load_model(tiny_model_dir, device="cpu", precision="fp32")
+    with torch.no_grad():
+        model.head.scale_head.conv3.bias.fill_(float("nan"))
+    photo(tmp_path / "photos" / "a.jpg")
+    summary = convert([tmp_path / "photos"], tmp_path / "out", options(), model=model)
+    assert (summary.converted, summary.failed, summary.exit_code) == (0, 1, 1)
+    assert "no valid depth" in summary.failures[0][1]
+    assert not (tmp_path / "out" / "a.depth.tiff").exists()
+    assert read_manifest(tmp_path / "out" / "manifest.jsonl")["a.jpg"]["status"] == "failed"
