@@ -64,7 +64,10 @@ def _temporary(dest: str | Path) -> Iterator[tuple[Path, int, int]]:
     out, and the temporary removed if the body raised."""
     dest = Path(dest)
     check_name_length(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder should be, here or above
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory (a file is in the way)", str(dest.parent)) from None
     for _ in range(8):
         temp = temp_path_for(dest)
         try:
