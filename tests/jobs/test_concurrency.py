@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tr2m_cli.io.manifest import read_manifest
@@ -98,9 +99,38 @@ def test_two_caption_runs_into_one_file_keep_every_caption(tmp_path):
     assert sorted(json.loads(out.read_text())) == names
 
 
-def test_three_first_downloads_of_one_model_at_once(tmp_path, tiny_model_dir):
+@pytest.fixture
+def slow_server(tiny_model_dir):
+    """Serves the tiny head slowly (a big file on a real network): concurrent first uses overlap."""
+    import http.server
+    import threading
+
+    body = (tiny_model_dir / "head.safetensors").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            step = max(1, len(body) // 10)
+            for start in range(0, len(body), step):
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+                time.sleep(0.1)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/head.safetensors"
+    server.shutdown()
+    server.server_close()
+
+
+def test_three_first_downloads_of_one_model_at_once(tmp_path, slow_server):
     registry = tmp_path / "registry.toml"
-    registry.write_text(f'[models.tiny]\nhead_url = "{(tiny_model_dir / "head.safetensors").as_posix()}"\n')
+    registry.write_text(f'[models.tiny]\nhead_url = "{slow_server}"\n')
     env = {**environment(), "TR2M_REGISTRY": str(registry), "TR2M_HOME": str(tmp_path / "home")}
     env.pop("HF_HUB_OFFLINE", None)
     runs = [
