@@ -78,8 +78,9 @@ def make_sources(
         if len(dataset) == 0:
             raise DatasetError(f"{name}: the training split holds no samples")
         try:
-            # Training needs photo and ground truth cropped alike (the authors' KITTI protocol).
-            protocol = protocol.replace(input_size=(int(size[0]), int(size[1])), crop_ground_truth=True)
+            # Training needs photo and ground truth cropped alike (the authors' KITTI protocol), and
+            # normalised photos (augmentation works on [0, 1] pixels).
+            protocol = protocol.replace(input_size=(int(size[0]), int(size[1])), crop_ground_truth=True, normalize=True)
         except InputError as exc:
             raise DatasetError(f"{name}: {exc}") from None
         sources.append(
