@@ -190,7 +190,7 @@ class TrainingExamples(torch.utils.data.Dataset):
         valid = torch.from_numpy(prepared["valid"]).bool() & torch.isfinite(depth)
         valid &= (depth > protocol.min_depth) & (depth < protocol.max_depth)
         depth, valid = resize_ground_truth(torch.where(valid, depth, torch.zeros_like(depth)), valid, source.size)
-        out = augment(image, depth, valid, generator, self.settings, colour_jitter=source.colour_jitter)
+        out = augment(image, depth, valid, generator, self.settings, colour_jitter=source.colour_jitter, dataset=source.name)
         features = None
         if self.cache is not None:
             features = self.cache.load(source.name, sample.key, out.flipped, source.geometry, sample.captions)
