@@ -8,19 +8,10 @@ from pathlib import Path
 
 import click
 
-from .options import batch_size_option, device_option, model_option, precision_option, quiet_option
+from .options import (
+    batch_size_option, dataset_root_options, device_option, model_option, precision_option, quiet_option,
+)
 
-DATASET_ROOT_FLAGS = {
-    "nyu": ("--nyu-root",),
-    "kitti": ("--kitti-root",),
-    "void": ("--void-root",),
-    "c3vd": ("--c3vd-root",),
-    "sunrgbd": ("--sunrgbd-root", "--sun-root"),
-    "ibims": ("--ibims-root",),
-    "hypersim": ("--hypersim-root",),
-    "diode": ("--diode-root",),
-    "simcol": ("--simcol-root",),
-}
 NAME_LIST_OPTIONS = ("--datasets", "--zero-shot")
 
 
@@ -46,15 +37,6 @@ class EvalCommand(click.Command):
         return super().parse_args(ctx, rewritten)
 
 
-def _root_options(function):
-    for name, flags in reversed(DATASET_ROOT_FLAGS.items()):
-        function = click.option(
-            *flags, f"{name}_root", type=click.Path(file_okay=False, path_type=Path), default=None,
-            help=f"The {name} root [DATA_ROOT/{name}, $TR2M_{name.upper()}_ROOT].",
-        )(function)
-    return function
-
-
 def _check_writable(folder: Path) -> None:
     """Fail before the (long) run, not after it."""
     from ..errors import OutputError
@@ -77,7 +59,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--datasets", "in_domain", multiple=True, metavar="NAME... | all", help="Sets to evaluate: nyu kitti void c3vd (or any of the nine); all = the four in-domain sets.")
 @click.option("--zero-shot", "zero_shot", multiple=True, metavar="NAME... | all", help="Zero-shot sets: sun ibims hypersim diode simcol; all = those found (absent ones are skipped).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding nyu/ kitti/ void/ c3vd/ sunrgbd/ ibims/ hypersim/ diode/ simcol/ [$TR2M_DATA_ROOT].")
-@_root_options
+@dataset_root_options
 @click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
 @click.option("--captions", type=click.Path(exists=True, path_type=Path), help="The paper's caption folder (text_all/), a per-image tree, a JSON mapping or a one-line-per-image file [$TR2M_CAPTIONS].")
 @click.option("--dataset-captions", "dataset_captions", multiple=True, metavar="NAME=PATH", help="Captions for one set (repeatable); wins over --captions.")
@@ -141,7 +123,9 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
         options["c3vd"] = {"caption_template": c3vd_caption}
     if simcol_caption:
         options["simcol"] = {"caption_template": simcol_caption}
-    roots = {name.removesuffix("_root"): path for name, path in roots.items()}
+    from .options import dataset_roots
+
+    roots = dataset_roots(roots)
     per_dataset = {}
     for item in dataset_captions:
         name, sep, path = item.partition("=")
