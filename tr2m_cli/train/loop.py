@@ -32,7 +32,7 @@ from ..losses import training_loss
 from ..model.head import ScaleShiftHead
 from ..model.preprocess import normalize_and_resize
 from . import distributed
-from .batches import TrainingExamples, collate, epoch_schedule, make_sources
+from .batches import TrainingExamples, collate, epoch_length, epoch_schedule, make_sources
 from .config import TrainConfig
 from .features import FeatureCache, cache_fingerprint, encode_batch
 from .logbook import Logbook
@@ -330,6 +330,13 @@ class _Trainer:
             with _StopSignals() as stop:
                 sizes = [len(s.dataset) for s in self.sources]
                 names = [s.name for s in self.sources]
+                if procs.is_main and self.global_step == 0:
+                    steps = epoch_length(sizes, config.batch_size, world_size=procs.world_size, steps_per_epoch=config.steps_per_epoch)
+                    sets = ", ".join(f"{name} {size}" for name, size in zip(names, sizes))
+                    _print_notice(
+                        f"an epoch is {steps} steps of {config.batch_size} samples per process, one batch of each set in turn "
+                        f"({sets} samples); {config.epochs} epochs"
+                    )
                 while self.epoch < config.epochs:
                     schedule = epoch_schedule(
                         sizes,
