@@ -173,7 +173,7 @@ def epoch_length(
 ) -> int:
     """Steps (batches per process) in an epoch: as many rounds as the largest dataset's shard
     fills batches, each round one batch of every dataset; `steps_per_epoch` caps it. E.g. the
-    paper's mix at batch 8 on one GPU: VOID's ~47K frames give 5,906 rounds, 23,624 steps."""
+    paper's mix at batch 8 on one GPU: VOID's ~47K frames give ~5,900 rounds, ~23,600 steps."""
     rounds = _rounds(sizes, batch_size, world_size, steps_per_epoch)
     steps = rounds * len(sizes)
     return min(steps, steps_per_epoch) if steps_per_epoch is not None else steps
