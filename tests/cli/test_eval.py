@@ -171,7 +171,7 @@ def test_missing_and_broken_files_are_failed_rows_and_the_others_are_scored(tiny
     monkeypatch.setattr(loading, "load_model", no_model)
     result = _run(*args, "--out", tmp_path / "first")
     assert result.exit_code == 2 and "model not loaded" in result.output
-    assert f"c3vd: 1 of 2 samples cannot be read" in result.output and f"missing depth file {missing}" in result.output
+    assert "c3vd: 1 of 2 samples cannot be read" in result.output and f"missing depth file {missing}" in result.output
     monkeypatch.undo()
 
     out = tmp_path / "out"
