@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -121,22 +121,26 @@ def deprecated_alias(flag: str, replacement: str):
 
 
 @contextlib.contextmanager
-def interruptible(advice: str) -> Iterator[None]:
+def interruptible(advice: str | Callable[[KeyboardInterrupt], str], *, report: bool = True) -> Iterator[None]:
     """Ctrl-C (SIGINT) and `kill` (SIGTERM) end the command with one line of advice and exit
-    status 128 + the signal (130, 143). A job that saved its work says what it did first."""
-    from ..jobs.signals import JobInterrupted, StopSignals
+    status 128 + the signal (130, 143). A job that saved its work says what it did first.
+    `advice` may be worked out from the interruption (e.g. the checkpoint saved); `report=False`
+    keeps quiet (the non-reporting processes of a distributed run)."""
+    from ..jobs.signals import StopSignals
 
     ctx = click.get_current_context()
     with StopSignals(lambda line: click.echo(line, err=True)) as signals:
         try:
             yield
         except KeyboardInterrupt as exc:
-            number = exc.signal_number if isinstance(exc, JobInterrupted) else (signals.received or 2)
-            summary = getattr(exc, "summary", None)
-            if summary is not None:
-                click.echo(summary.line(), err=True)
-            name = {2: "", 15: " by SIGTERM"}.get(number, f" by signal {number}")
-            click.echo(f"tr2m: interrupted{name}: {advice}", err=True)
+            number = getattr(exc, "signal_number", None) or signals.received or 2
+            if report:
+                summary = getattr(exc, "summary", None)
+                if summary is not None:
+                    click.echo(summary.line(), err=True)
+                name = {2: "", 15: " by SIGTERM"}.get(number, f" by signal {number}")
+                text = advice(exc) if callable(advice) else advice
+                click.echo(f"tr2m: interrupted{name}: {text}", err=True)
             ctx.exit(128 + number)
 
 
