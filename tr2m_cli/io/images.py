@@ -52,6 +52,17 @@ def unsupported_reason(path: str | Path) -> str | None:
     return None
 
 
+def _no_bomb_warning() -> contextlib.AbstractContextManager:
+    """PIL warns about images over its limit while opening them; our refusal (below) says it
+    better, so that warning category is ignored (a process-wide filter, added idempotently)."""
+    import warnings
+
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def open_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator["PIL.Image.Image"]:  # noqa: F821
     """A PIL image of the file at `path`, header read, pixels not yet decoded. Refuses (as one
@@ -67,13 +78,9 @@ def open_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         raise InputError(f"{path}: {reason}")
     if max_pixels is not None and (Image.MAX_IMAGE_PIXELS or 0) < max_pixels:
         # PIL's own guard warns above its limit and refuses above twice it; ours is the one users
-        # set, so PIL's is moved out of its way (a process-wide setting, only ever raised), and
-        # its warning, which our error replaces, silenced.
-        import warnings
-
+        # set, so PIL's is moved out of its way (a process-wide setting, only ever raised).
         Image.MAX_IMAGE_PIXELS = max_pixels
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    with image_errors(path), open_regular(path) as handle, Image.open(handle) as image:
+    with image_errors(path), open_regular(path) as handle, _no_bomb_warning(), Image.open(handle) as image:
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
             raise InputError(
