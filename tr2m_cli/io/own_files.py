@@ -23,6 +23,7 @@ OUTPUT_SUFFIXES = {
     "npy": ".depth.npy",
     "png16": ".depth16.png",
     "intrinsics": ".intrinsics.json",
+    "preview_video": ".preview.mp4",  # a clip's depth video (a video is an input too: never read back)
 }
 RUN_LOCK = ".tr2m-run.lock"
 MANIFEST_PATTERN = re.compile(r"^manifest(-\d+-of-\d+)?\.jsonl$")

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 from ..errors import InputError
 from ..io.images import IMAGE_SUFFIXES
-from ..io.inputs import Found, find_photos
+from ..io.inputs import Found, find_inputs, find_photos
 
 
 def describe_inputs(inputs: Sequence[str | Path]) -> str:
@@ -29,4 +29,24 @@ def discover_photos(
         suffixes = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
         skipped = f"; skipped {found.describe_skipped()}" if found.skipped else ""
         raise InputError(f"no photos found in {describe_inputs(inputs)} (looked for {suffixes}){skipped}")
+    return found
+
+
+def discover_inputs(
+    inputs: Sequence[str | Path],
+    *,
+    recursive: bool = True,
+    own_output: str | Path | None = None,
+    sequence: bool = False,
+) -> Found:
+    """Photos and clips (videos, ROS bags; with `sequence`, folders of numbered frames) of
+    `inputs`, sorted, and what was skipped. Raises InputError when there are none."""
+    from ..sequences.kinds import BAG_SUFFIXES, VIDEO_SUFFIXES
+
+    found = find_inputs(inputs, recursive=recursive, own_output=own_output, clips=True, sequence=sequence)
+    if not found.images and not found.clips:
+        suffixes = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES | BAG_SUFFIXES))
+        skipped = f"; skipped {found.describe_skipped()}" if found.skipped else ""
+        what = "frames, videos or bags" if sequence else "photos, videos or bags"
+        raise InputError(f"no {what} found in {describe_inputs(inputs)} (looked for {suffixes}){skipped}")
     return found

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-FRAME_KINDS = ("tiff", "ply", "npy", "png16")  # the per-photo kinds that make sense per frame
-FRAME_SUFFIXES = {"tiff": ".depth.tiff", "ply": ".points.ply", "npy": ".depth.npy", "png16": ".depth16.png"}
-PREVIEW_VIDEO_SUFFIX = ".preview.mp4"
+from ..io.own_files import OUTPUT_SUFFIXES
+
+# Every per-photo kind is written per frame, except the preview (a clip has its video) and the
+# intrinsics (one camera per clip: in clip.json).
+FRAME_SUFFIXES = {k: v for k, v in OUTPUT_SUFFIXES.items() if k not in ("preview", "intrinsics", "preview_video")}
+PREVIEW_VIDEO_SUFFIX = OUTPUT_SUFFIXES["preview_video"]
 CLIP_RECORD = "clip.json"
 FRAMES_MANIFEST = "frames.jsonl"
 STABILIZER_STATE = ".tr2m-smoothing-state.safetensors"  # hidden: walkers never take it for an input

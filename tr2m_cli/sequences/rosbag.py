@@ -35,19 +35,10 @@ from ..extras import require
 from ..io.intrinsics import Intrinsics
 from .frames import FrameReadError, RawFrame
 
-BAG_SUFFIXES = frozenset({".bag", ".db3", ".mcap"})
 IMAGE_TYPES = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage": "compressed"}
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 # image_transport's sub-topics: the camera's namespace is above them.
 TRANSPORT_SUFFIXES = ("compressed", "compressedDepth", "theora", "ffmpeg", "h264", "zstd")
-
-
-def is_ros2_bag_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "metadata.yaml").is_file()
-
-
-def is_bag_path(path: Path) -> bool:
-    return (path.suffix.lower() in BAG_SUFFIXES and path.is_file()) or is_ros2_bag_folder(path)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterator, Protocol
 from ..errors import InputError
 from .folders import FrameFolderSource
 from .frames import Frame, FrameSelection, RawFrame, load_frames, select_frames
-from .rosbag import BAG_SUFFIXES, BagSource, CameraInfo, is_ros2_bag_folder
-from .video import VIDEO_SUFFIXES, VideoSource
+from .kinds import BAG_SUFFIXES, VIDEO_SUFFIXES, is_ros2_bag_folder
+from .rosbag import BagSource, CameraInfo
+from .video import VideoSource
 
 CLIP_SUFFIXES = VIDEO_SUFFIXES | BAG_SUFFIXES
 

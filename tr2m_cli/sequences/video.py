@@ -28,8 +28,6 @@ from ..errors import InputError
 from ..extras import require
 from .frames import FrameReadError, RawFrame
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm"})
-
 
 def import_av():
     return require("av", "video", "reading and writing video")
