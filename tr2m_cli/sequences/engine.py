@@ -126,7 +126,7 @@ def run_clip(
     ClipSmoother as its `adjust` hook to smooth). `keep(index)`: whether the frame's outputs are
     wanted (else it only carries the smoothing on). Raises the source's FrameReadError once
     every frame before it has been handed back."""
-    from ..model.inference import DepthRequest
+    from .inference import DepthRequest
 
     passed: collections.deque[FrameResult] = collections.deque()
     stopped: list[FrameReadError] = []
@@ -140,9 +140,7 @@ def run_clip(
             cut = detector.is_cut(frame.index, frame.rgb) if detector is not None else False
             colors = None
             if cloud_grid is not None:
-                from ..convert.decode import grid_colors
-
-                colors = grid_colors(frame.rgb, cloud_grid(*frame.size))
+                colors = _grid_colors(frame.rgb, cloud_grid(*frame.size))
             photo = predictor.prepare(frame.rgb)
             frame.rgb = None  # the network input holds what the model needs
             item = ClipFrame(frame, cut, keep(frame.index) if keep else True, colors, time.perf_counter() - start)
@@ -175,3 +173,13 @@ def run_clip(
         yield passed.popleft()
     if stopped:
         raise stopped[0]
+
+
+def _grid_colors(rgb: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """The frame's colours on the point cloud's grid (box-averaged, as convert does for photos)."""
+    from PIL import Image
+
+    if rgb.shape[:2] == tuple(grid):
+        return rgb
+    smaller = grid[0] <= rgb.shape[0] and grid[1] <= rgb.shape[1]
+    return np.asarray(Image.fromarray(rgb).resize(grid[::-1], Image.BOX if smaller else Image.BILINEAR))
