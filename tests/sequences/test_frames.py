@@ -160,3 +160,14 @@ def test_leaving_a_read_ahead_early_stops_and_closes_the_source():
         if item == 3:
             break
     assert closed == [True] and len(produced) < 10
+
+
+def test_the_span_a_selection_keeps_is_known_from_the_header():
+    from tr2m_cli.sequences.frames import selected_span
+
+    assert selected_span(FrameSelection(), 100, 10.0) == (0, 100, 100)
+    assert selected_span(FrameSelection(every=3), 100, 10.0) == (0, 100, 34)
+    assert selected_span(FrameSelection(start=Position(2.0, "s"), end=Position(50, "frame")), 100, 10.0) == (20, 50, 30)
+    assert selected_span(FrameSelection(max_frames=5, every=2), 100, None) == (0, 10, 5)
+    assert selected_span(FrameSelection(end=Position(500, "frame")), 100, None) == (0, 100, 100)
+    assert selected_span(FrameSelection(), None, None) == (0, 0, 0)  # a length nobody knows

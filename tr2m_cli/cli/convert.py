@@ -29,6 +29,11 @@ Outputs under --out mirror the input tree (photos/a/b.jpg → OUT/a/b.*):
   b.depth.npy        float32 metres      b.depth16.png  uint16 millimetres (0 = none)
   b.intrinsics.json  the camera used     manifest.jsonl, summary.json  the run
 \b
+Clips (videos: mp4 mov mkv avi webm; ROS 1/2 bags: .bag .db3 .mcap or a bag folder; folders of
+numbered frames with --sequence) get a folder each: OUT/drive/000123.depth.tiff per frame (named
+by its index in the source), drive.preview.mp4 (one colour range for the clip, colour bar),
+clip.json (fps, frames, intrinsics, caption, smoothing) and frames.jsonl (times, stamps).
+\b
 Captions, first found: --caption-file, --caption-root tree, <stem>.txt beside the photo,
 --auto-caption, --caption, --domain. A rerun skips photos whose outputs are current (same model,
 caption, settings and photo file) and redoes the others. Exit status: 0 all done, 1 some photos
@@ -37,7 +42,7 @@ failed, 2 usage or setup error, 130/143 stopped by Ctrl-C/SIGTERM (finished phot
 
 
 @click.command(epilog=EPILOG)
-@click.argument("inputs", nargs=-1, required=True, metavar="PHOTOS...")
+@click.argument("inputs", nargs=-1, required=True, metavar="PHOTOS_OR_CLIPS...")
 @click.option("--out", "-o", default="tr2m-out", show_default=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option(
     "--outputs",
@@ -81,21 +86,37 @@ failed, 2 usage or setup error, 130/143 stopped by Ctrl-C/SIGTERM (finished phot
 @click.option("--voxel-size", type=float, help="Merge points into voxels of this size (metres).")
 @click.option("--max-points", type=click.IntRange(min=1), help="Most points per cloud [default: 1000000].")
 @click.option("--edge-angle", type=float, help="Drop flying pixels on surfaces within this angle of edge-on, degrees; 0 keeps all [default: 5].")
+@click.option("--sequence", is_flag=True, help="Each folder of images is one clip of numbered frames (not separate photos).")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, help="Clips: convert every N-th frame.")
+@click.option("--start", metavar="FRAME|TIME", help="Clips: first frame, as a frame number (120) or a time (4s, 1500ms, 1:30).")
+@click.option("--end", metavar="FRAME|TIME", help="Clips: stop before this frame number or time.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Clips: at most this many frames each.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of --sequence folders (they carry no timestamps).")
+@click.option("--topic", metavar="TOPIC", help="ROS bags: the image topic [default: the bag's only colour image topic].")
+@click.option("--camera-info", "camera_info_topic", metavar="TOPIC", help="ROS bags: the CameraInfo topic [default: the one beside --topic].")
+@click.option("--stabilize/--no-stabilize", default=True, show_default=True, help="Clips: smooth scale and shift over time (never single photos).")
+@click.option("--smoothing", metavar="TIME|FRAMES", default="0.5s", show_default=True, help="Clips: the smoothing time constant, in seconds (0.5s) or frames (15).")
+@click.option("--scene-captions", is_flag=True, help="With --auto-caption: one caption per scene of a clip, not one per clip.")
 @workers_option("half the CPU cores, 2–8; convert also writes files on as many threads")
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone (a 20 KB PNG can declare 13000x13000).")
 @quiet_option
 def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_sidecars, caption, domain, auto_caption,
             captioner, save_captions, model, device,
             precision, batch_size, resolution, size, shard, skip_existing, colormap, depth_range, colorbar,
-            fx, fy, cx, cy, fov, cloud_max_depth, old_max_depth, stride, voxel_size, max_points, edge_angle, workers,
-            max_megapixels, quiet) -> None:  # fmt: skip
-    """Metric depth (metres) for PHOTOS: image files, folders (recursive) and @list.txt files.
+            fx, fy, cx, cy, fov, cloud_max_depth, old_max_depth, stride, voxel_size, max_points, edge_angle,
+            sequence, every, start, end, max_frames, fps, topic, camera_info_topic, stabilize, smoothing, scene_captions,
+            workers, max_megapixels, quiet) -> None:  # fmt: skip
+    """Metric depth (metres) for photos and clips: image files, videos, ROS bags, folders
+    (recursive) and @list.txt files.
 
     \b
       tr2m convert photos --caption-file captions.json --out depth
       tr2m convert photos --domain indoor --outputs tiff,preview,ply --fov 70
       tr2m convert @batch.txt --shard 3/8 --out /scratch/depth   # machine 3 of 8
       tr2m convert photos --auto-caption --save-captions          # no captions yet
+      tr2m convert drive.mp4 --caption "A city street with parked cars." --every 2
+      tr2m convert recording.bag --topic /camera/color/image_raw --outputs tiff,ply
+      tr2m convert frames/ --sequence --fps 30 --auto-caption
     """
     from ..convert import ConvertOptions, parse_outputs
     from ..convert import convert as run_convert
@@ -106,12 +127,23 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
     from ..io.pointcloud import PointCloudOptions
     from ..io.preview import PreviewOptions
     from ..model.preprocess import SizePolicy
+    from ..sequences.frames import FrameSelection, Position
+    from ..sequences.sources import ClipOptions
+    from ..sequences.stabilize import StabilizeOptions
 
     if resolution is not None and size is not None:
         raise InputError("give either --resolution or --size, not both")
     max_depth = cloud_max_depth if cloud_max_depth is not None else old_max_depth
     if save_captions and not auto_caption:
         raise InputError("--save-captions keeps the captions --auto-caption makes: add --auto-caption")
+    if scene_captions and not auto_caption:
+        raise InputError("--scene-captions is how --auto-caption captions clips: add --auto-caption")
+    selection = FrameSelection(
+        every=every,
+        start=Position.parse(start, "--start") if start is not None else None,
+        end=Position.parse(end, "--end") if end is not None else None,
+        max_frames=max_frames,
+    )
     cloud = {"max_depth": max_depth, "stride": stride, "voxel_size": voxel_size, "max_points": max_points, "edge_angle_deg": edge_angle}
     options = ConvertOptions(
         outputs=parse_outputs(outputs),
@@ -134,6 +166,10 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         cloud=PointCloudOptions(**{k: v for k, v in cloud.items() if v is not None}),
         progress=not quiet,
         max_pixels=int(max_megapixels * 1e6),
+        sequence=sequence,
+        clip=ClipOptions(selection=selection, fps=fps, topic=topic, camera_info_topic=camera_info_topic),
+        stabilize=StabilizeOptions(enabled=stabilize, time_constant=Position.parse(smoothing, "--smoothing")),
+        scene_captions=scene_captions,
         **({"decode_workers": workers, "write_workers": max(1, workers)} if workers is not None else {}),
     )
     fallback = None
@@ -143,6 +179,6 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         fallback = auto_caption_fallback(
             captioner, device=device, precision=precision, batch_size=batch_size, save_sidecars=save_captions, progress=not quiet
         )
-    with interruptible("finished photos are kept and recorded; run the same command again to convert the rest"):
+    with interruptible("finished photos and frames are kept and recorded; run the same command again to convert the rest"):
         summary = run_convert(list(inputs), out, options, model=model, caption_fallback=fallback)
     job_exit(summary, quiet=quiet)

@@ -53,13 +53,15 @@ from ..jobs import (
     changed_settings,
     check_output_folder,
     decode_ahead,
-    discover_photos,
+    discover_inputs,
     fingerprint,
     input_file_identity,
     is_current,
     jsonable,
 )
+from ..sequences.captions import ClipCaptioning, SceneCaption
 from .batching import DepthResult, DepthRunner, SizeBuckets, StageTimes
+from .clips import ClipConverter, ClipTotals
 from .decode import DecodedPhoto, decode_photo
 from .layout import OutputLayout
 from .options import ConvertOptions
@@ -76,6 +78,7 @@ class ConvertSummary(JobSummary):
     out_dir: Path | None = None
     manifest: Path | None = None
     shard: str | None = None
+    clips: Any = None  # ClipTotals, when the inputs hold clips
 
     @property
     def converted(self) -> int:
@@ -92,12 +95,34 @@ class ConvertSummary(JobSummary):
     def summary_target(self) -> str:
         return str(self.manifest if self.manifest is not None else self.out_dir)
 
+    def line(self) -> str:
+        clips = self.clips
+        if clips is None or not clips.clips:
+            return super().line()
+        pieces = []
+        if self.photos:
+            photo_parts = [f"{self.done} converted"]
+            if self.redone:
+                photo_parts.append(f"{self.redone} redone: settings changed")
+            if self.skipped:
+                photo_parts.append(f"{self.skipped} {self.skipped_words}")
+            if self.failed - clips.failed:
+                photo_parts.append(f"{self.failed - clips.failed} failed")
+            pieces.append(f"{', '.join(photo_parts)} of {self.photos} photos")
+        pieces.append(clips.words())
+        working = self.elapsed_s - self.setup_s
+        images = self.done + clips.frames
+        rate = f", {images / working:.2f} images/s" if images and working > 0 else ""
+        state = "interrupted: " if self.interrupted else ""
+        return f"{state}{'; '.join(pieces)} in {self.elapsed_s:.1f} s{rate} → {self.summary_target()}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             **super().to_json(),
             "out": str(self.out_dir),
             "shard": self.shard,
             "manifest": self.manifest.name if self.manifest is not None else None,
+            "clips": jsonable(self.clips) if self.clips is not None else None,
         }
 
 
@@ -151,23 +176,26 @@ def _load(model: _Model, options: ConvertOptions):
     return load_model(model.source, device=options.device, precision=options.precision, progress=options.progress)
 
 
+def model_settings(model: _Model, options: ConvertOptions) -> dict[str, Any]:
+    """The settings every photo and clip of a run shares (see jobs.fingerprint)."""
+    return {
+        "model": model.identity["name"],
+        "head_sha256": model.identity["head_sha256"],
+        "size": (options.size or model.size_policy).describe(),
+        "precision": model.precision,
+        "domain": options.domain,
+        "metres_per_model_unit": model.spec.metres_per_output_unit(options.domain),
+        "outputs": options.output_settings(),
+    }
+
+
 def photo_settings(model: _Model, options: ConvertOptions, image: InputImage, caption: Caption | None) -> dict[str, Any]:
     """Everything that makes this photo's outputs what they are (see jobs.fingerprint)."""
     try:
         source = input_file_identity(image.path)
     except OSError:
         source = None
-    return {
-        "model": model.identity["name"],
-        "head_sha256": model.identity["head_sha256"],
-        "caption": caption.text if caption is not None else None,
-        "size": (options.size or model.size_policy).describe(),
-        "precision": model.precision,
-        "domain": options.domain,
-        "metres_per_model_unit": model.spec.metres_per_output_unit(options.domain),
-        "outputs": options.output_settings(),
-        "input_file": source,
-    }
+    return {**model_settings(model, options), "caption": caption.text if caption is not None else None, "input_file": source}
 
 
 def convert(
@@ -195,10 +223,15 @@ def convert(
 
 def _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started) -> ConvertSummary:
     layout = OutputLayout(out_dir, options.outputs)
-    found = discover_photos(inputs, recursive=options.recursive, own_output=out_dir)
+    found = discover_inputs(inputs, recursive=options.recursive, own_output=out_dir, sequence=options.sequence)
     everything = found.images
-    resolver = CaptionResolver(options.captions, everything, caption_fallback)
+    clip_captioning = None
+    if caption_fallback is not None and found.clips:
+        clip_captioning = ClipCaptioning(caption_fallback, _clip_opener(options), options.clip.selection, options.scene_captions)
+        caption_fallback = clip_captioning  # photos are handed on to the fallback as they are
+    resolver = CaptionResolver(options.captions, [*everything, *found.clips], caption_fallback)
     images = select_shard(everything, options.shard)
+    clips = select_shard(found.clips, options.shard)
     check_output_folder(out_dir)
     manifest_name, summary_name = manifest_names(options)
     previous, _ = read_manifest_checked(out_dir / manifest_name)
@@ -214,7 +247,11 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
                 return Caption(record["caption"], "generated", caption_fallback.name)
         return None
 
-    captions = resolver.resolve_all(images, reuse=reuse)
+    everything_captions = resolver.resolve_all([*images, *clips], reuse=reuse)
+    captions, clip_captions = everything_captions[: len(images)], everything_captions[len(images) :]
+    if clip_captioning is not None:
+        for error in clip_captioning.errors:
+            progress.warn(error)
     settings = [photo_settings(identified, options, image, caption) for image, caption in zip(images, captions)]
     prints = [fingerprint(s) for s in settings]
     todo, skipped, redone = [], 0, {}
@@ -227,13 +264,26 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         if record is not None and record.get("status") == "ok" and complete and record.get("fingerprint") != print_:
             redone[image.key] = changed_settings(record.get("settings"), setting)
         todo.append((image, caption))
-    if todo and all(caption is None for _, caption in todo):
+    totals = ClipTotals(clips=len(clips)) if clips else None
+    clip_todo = []
+    if clips:
+        shared = model_settings(identified, options)
+        for clip, caption in zip(clips, clip_captions):
+            scenes = _scene_captions(clip, caption, clip_captioning, previous.get(clip.key), caption_fallback)
+            work = ClipConverter.prepare(shared, options, layout, clip, caption, scenes)
+            if ClipConverter.current(work, previous.get(clip.key), options, layout):
+                totals.current += 1
+            else:
+                clip_todo.append(work)
+    waiting = [caption for _, caption in todo] + [work.caption for work in clip_todo]
+    if waiting and all(caption is None for caption in waiting):
+        what = f"{len(todo)} photos" if not clip_todo else f"{len(todo)} photos and {len(clip_todo)} clips" if todo else f"{len(clip_todo)} clips"
         raise InputError(
-            f"no caption for any of the {len(todo)} photos: give --caption-file, put <stem>.txt "
-            f"beside each photo, --caption-root DIR, --caption TEXT or --domain indoor|outdoor|surgical"
+            f"no caption for any of the {what}: give --caption-file, put <stem>.txt "
+            f"beside each photo or clip, --caption-root DIR, --caption TEXT or --domain indoor|outdoor|surgical"
         )
 
-    tr2m = _load(identified, options) if todo else None
+    tr2m = _load(identified, options) if todo or clip_todo else None
     summary = ConvertSummary(
         out_dir=out_dir,
         destination=str(out_dir),
@@ -246,6 +296,7 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         options=jsonable(options),
         inputs=[str(i) for i in inputs],
         inputs_skipped=[(str(s.path), s.reason) for s in found.skipped],
+        clips=totals,
     )
     folder = OutputFolder(out_dir).open()
     try:
@@ -256,6 +307,8 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
             raise
         raise OutputError(f"cannot write {summary.manifest}: {describe_os_error(exc)}") from None
     progress.total, progress.initial = len(images), skipped
+    if clips:
+        progress.unit = "image"  # photos and frames alike; each clip adds its frames as it opens
     run = _Run(options=options, layout=layout, summary=summary, progress=progress, manifest=manifest, signals=signals)
     context_settings = {
         image.key: {"fingerprint": print_, "settings": setting}
@@ -277,6 +330,12 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
                 f"no key of {options.captions.caption_file} names any photo here (keys look like "
                 f"{sample!r}, photos like {everything[0].key!r})"
             )
+        if clip_todo:
+            progress.info(
+                f"{len(clip_todo)} clip{'' if len(clip_todo) == 1 else 's'} → {out_dir} (a folder each; {', '.join(options.outputs)})"
+                + (f", {totals.current} already done" if totals.current else "")
+                + (f"; smoothing over {options.stabilize.time_constant}" if options.stabilize.enabled else "; no smoothing")
+            )
         if todo:
             stale = f", {len(redone)} to redo (settings changed)" if redone else ""
             progress.info(
@@ -291,6 +350,8 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         progress.start()
         if todo:
             run.convert_all(tr2m, todo, context_settings, redone)
+        if clip_todo:
+            ClipConverter(run, tr2m, totals).convert_all(clip_todo)
     except KeyboardInterrupt as exc:
         number = exc.signal_number if isinstance(exc, JobInterrupted) else signal.SIGINT
         signals.interrupt(number)
@@ -486,3 +547,21 @@ class _Run:
         summary.write()
         for error in summary.write_errors:
             self.progress.say(f"tr2m: error: {error}")
+
+
+def _clip_opener(options: ConvertOptions):
+    """How the clip captioner opens a clip: as the run will (topic, frame rate of folders)."""
+    from ..sequences.sources import open_clip
+
+    return lambda clip: open_clip(clip.path, options.clip, sequence_folder=clip.kind == "frames")
+
+
+def _scene_captions(clip: InputImage, caption: Caption | None, captioning, record: dict | None, fallback) -> list[SceneCaption]:
+    """A clip's captions per scene: made now by the captioner, or (a caption it made on an
+    earlier run, reused) read back from that run's record."""
+    if captioning is None or not captioning.per_scene or caption is None or caption.source != "generated":
+        return []
+    if clip.path in captioning.scenes:
+        return captioning.scenes[clip.path]
+    recorded = ((record or {}).get("settings") or {}).get("scene_captions") or []
+    return [SceneCaption(int(first), int(first), str(text)) for first, text in recorded]

@@ -92,6 +92,47 @@ def failure_record(image: InputImage, error: str, caption: Caption | None = None
     }
 
 
+def write_depth_files(
+    paths: dict[str, Any],
+    depth: np.ndarray,
+    colors: np.ndarray | None,
+    intrinsics: Intrinsics,
+    metadata: dict[str, Any],
+    options: ConvertOptions,
+    *,
+    name: str,
+    model_name: str,
+) -> dict[str, Any]:
+    """Write the depth outputs named in `paths` (tiff, npy, png16, preview, ply; others are the
+    caller's), each atomically → what the record says about them. A photo's and a clip frame's
+    files are written by this one function."""
+    record: dict[str, Any] = {}
+    if "tiff" in paths:
+        write_depth_tiff(paths["tiff"], depth, metadata)
+    if "npy" in paths:
+        write_depth_npy(paths["npy"], depth)
+    if "png16" in paths:
+        saturated = write_depth_png16(paths["png16"], depth)
+        if saturated:
+            record["png16_saturated_pixels"] = saturated
+    if "preview" in paths:
+        low, high = write_preview(paths["preview"], depth, options.preview)
+        record["preview_range_m"] = [round(low, 4), round(high, 4)]
+    if "ply" in paths:
+        points, point_colors = make_point_cloud(depth, colors, intrinsics, options.cloud)
+        write_ply(
+            paths["ply"],
+            points,
+            point_colors,
+            comments=(
+                f"tr2m point cloud of {name}: metres, camera frame x right, y down, z forward",
+                f"model {model_name}; intrinsics {intrinsics.source}",
+            ),
+        )
+        record["points"] = int(len(points))
+    return record
+
+
 def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics | None = None) -> dict[str, Any]:
     """Write every requested output of one photo (each atomically) → its manifest record."""
     start = time.perf_counter()
@@ -129,29 +170,9 @@ def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics
         **made_by,
     }
     make_folders(context.layout.out_dir, context.layout.folder(photo.image))
-    if "tiff" in paths:
-        write_depth_tiff(paths["tiff"], depth, metadata)
-    if "npy" in paths:
-        write_depth_npy(paths["npy"], depth)
-    if "png16" in paths:
-        saturated = write_depth_png16(paths["png16"], depth)
-        if saturated:
-            record["png16_saturated_pixels"] = saturated
-    if "preview" in paths:
-        low, high = write_preview(paths["preview"], depth, options.preview)
-        record["preview_range_m"] = [round(low, 4), round(high, 4)]
-    if "ply" in paths:
-        points, colors = make_point_cloud(depth, photo.colors, intrinsics, options.cloud)
-        write_ply(
-            paths["ply"],
-            points,
-            colors,
-            comments=(
-                f"tr2m point cloud of {photo.image.key}: metres, camera frame x right, y down, z forward",
-                f"model {context.model_name}; intrinsics {intrinsics.source}",
-            ),
-        )
-        record["points"] = int(len(points))
+    record.update(
+        write_depth_files(paths, depth, photo.colors, intrinsics, metadata, options, name=photo.image.key, model_name=context.model_name)
+    )
     write_json(
         paths["intrinsics"],
         {"input": photo.image.key, "depth_unit": DEPTH_UNIT, **intrinsics.to_json()},

@@ -15,30 +15,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .frames import FrameSelection
+from .frames import FrameSelection, selected_span
 from .scenes import Scene, SceneCutOptions, find_scenes
 
 
 def middle_index(source, selection: FrameSelection) -> int:
     """The source index at the middle of the span `selection` keeps, from what the header
     says (frame count, frame rate); the first kept frame at or after it represents the clip."""
-    info = source.info
-    count = getattr(info, "frame_count", None) or 0
-    fps = source.fps or None
-
-    def as_index(position, default: int) -> int:
-        if position is None:
-            return default
-        if position.unit == "frame":
-            return int(position.value)
-        return int(round(position.value * fps)) if fps else default
-
-    first = as_index(selection.start, 0)
-    end = as_index(selection.end, count) if selection.end is not None else count
-    if selection.max_frames is not None:
-        span_end = first + selection.max_frames * selection.every
-        end = min(end, span_end) if end > first else span_end
-    return first + max(0, end - first) // 2
+    first, end, _ = selected_span(selection, getattr(source.info, "frame_count", None), source.fps)
+    return first + (end - first) // 2
 
 
 def representative_frame(source, selection: FrameSelection) -> tuple[int, np.ndarray] | None:

@@ -37,6 +37,7 @@ class ClipFrame:
     keep: bool = True  # False: run only to carry the smoothing on (its outputs are current)
     colors: np.ndarray | None = None  # point-cloud colours, when a cloud is written
     seconds: float = 0.0  # reading and preparing it
+    scene_state: tuple | None = None  # the cut detector's state after this frame (for resuming)
 
 
 @dataclass
@@ -58,13 +59,14 @@ class FrameResult:
 class ClipSmoother:
     """The core's `adjust` hook for one clip: smooths scale and shift maps in frame order (see
     `stabilize`). A batch seen again (retried in halves after running out of memory) is folded
-    in from the state before it, so no frame counts twice. `checkpoints` holds the state after
-    each batch's last frame, for a run that may be resumed."""
+    in from the state before it, so no frame counts twice. With `checkpoints`, the state after
+    each batch's last frame is kept (with the scene detector's), for a run that may be resumed."""
 
     def __init__(self, options: StabilizeOptions, fps: float | None, has_times: bool, *, checkpoints: bool = False) -> None:
         self.unit = "s" if (has_times or fps) else "frame"
         self.fps = fps
         self.stabilizer = TemporalStabilizer(options.tau_in(self.unit, fps))
+        self.frames = 0  # frames folded in since the clip's first
         self._before: tuple[int, tuple] | None = None
         self.keep_checkpoints = checkpoints
         self.checkpoints: collections.deque[tuple[int, dict[str, torch.Tensor]]] = collections.deque(maxlen=8)
@@ -76,11 +78,30 @@ class ClipSmoother:
 
     def _state(self) -> tuple:
         s = self.stabilizer
-        return s.log_scale, s.log_shift, s.log_level, s.time, s.index
+        return s.log_scale, s.log_shift, s.log_level, s.time, s.index, self.frames
 
     def _restore(self, state: tuple) -> None:
         s = self.stabilizer
-        s.log_scale, s.log_shift, s.log_level, s.time, s.index = state
+        s.log_scale, s.log_shift, s.log_level, s.time, s.index, self.frames = state
+
+    def state_dict(self, scene_state: tuple | None = None) -> dict[str, torch.Tensor]:
+        """The smoothing state, the frame count and the scene detector's state, as tensors."""
+        state = self.stabilizer.state_dict()
+        state["frames"] = torch.tensor([self.frames], dtype=torch.int64)
+        if scene_state is not None and scene_state[0] is not None:
+            thumbnail, last_cut = scene_state
+            state["scene_thumbnail"] = torch.from_numpy(np.ascontiguousarray(thumbnail))
+            state["scene_last_cut"] = torch.tensor([-1 if last_cut is None else last_cut], dtype=torch.int64)
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> tuple | None:
+        """Restore a `state_dict`; returns the scene detector's state in it (or None)."""
+        self.stabilizer.load_state_dict(state)
+        self.frames = int(state["frames"][0]) if "frames" in state else 0
+        if "scene_thumbnail" not in state:
+            return None
+        last_cut = int(state["scene_last_cut"][0])
+        return state["scene_thumbnail"].numpy(), (None if last_cut < 0 else last_cut)
 
     def __call__(self, requests: Sequence[Any], out: Any) -> Any:
         from ..model.head import metric_from_relative
@@ -97,12 +118,13 @@ class ClipSmoother:
                 out.scale_map[row], out.shift_map[row], out.relative_depth[row], self.time_of(item.frame),
                 cut=item.cut, index=item.frame.index,
             )  # fmt: skip
+            self.frames += 1
             scales.append(scale)
             shifts.append(shift)
         out.scale_map, out.shift_map = torch.stack(scales), torch.stack(shifts)
         out.metric_depth = metric_from_relative(out.relative_depth, out.scale_map, out.shift_map)
         if self.keep_checkpoints:
-            self.checkpoints.append((items[-1].frame.index, self.stabilizer.state_dict()))
+            self.checkpoints.append((items[-1].frame.index, self.state_dict(items[-1].scene_state)))
         return out
 
 
@@ -138,12 +160,13 @@ def run_clip(
                 yield FrameResult(ClipFrame(frame, keep=keep(frame.index) if keep else True), error=frame.error)
                 continue
             cut = detector.is_cut(frame.index, frame.rgb) if detector is not None else False
+            scene_state = detector.state() if detector is not None else None
             colors = None
             if cloud_grid is not None:
                 colors = _grid_colors(frame.rgb, cloud_grid(*frame.size))
             photo = predictor.prepare(frame.rgb)
             frame.rgb = None  # the network input holds what the model needs
-            item = ClipFrame(frame, cut, keep(frame.index) if keep else True, colors, time.perf_counter() - start)
+            item = ClipFrame(frame, cut, keep(frame.index) if keep else True, colors, time.perf_counter() - start, scene_state)
             yield DepthRequest(photo, caption_for(frame.index), tag=item, name=f"{name} frame {frame.index}")
 
     def requests() -> Iterator[Any]:

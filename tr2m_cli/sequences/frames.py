@@ -175,6 +175,30 @@ def select_frames(raw: Iterable[RawFrame], selection: FrameSelection, fps: float
             return
 
 
+def selected_span(selection: FrameSelection, frame_count: int | None, fps: float | None) -> tuple[int, int, int]:
+    """(first, end, count): the source indices `selection` spans and about how many frames it
+    keeps, from what a header says (frame count, frame rate); end and count are 0 when the
+    clip's length is unknown and the selection does not bound it."""
+
+    def as_index(position: Position | None, default: int) -> int:
+        if position is None:
+            return default
+        if position.unit == "frame":
+            return int(position.value)
+        return int(round(position.value * fps)) if fps else default
+
+    total = frame_count or 0
+    first = as_index(selection.start, 0)
+    end = as_index(selection.end, total) if selection.end is not None else total
+    if total:
+        end = min(end, total)
+    if selection.max_frames is not None:
+        bound = first + selection.max_frames * selection.every
+        end = min(end, bound) if end > first else bound
+    count = max(0, -(-(end - first) // selection.every))
+    return first, max(first, end), count
+
+
 def index_width(frame_count: int | None) -> int:
     """Digits in frame file names: six, more for clips longer than a million frames, so names
     sort in frame order."""

@@ -19,7 +19,7 @@ import math
 import shutil
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -43,23 +43,39 @@ def preview_size(height: int, width: int, max_side: int = PREVIEW_MAX_SIDE) -> t
 
 
 class PreviewFrames:
-    """The depth of a clip's frames at preview size, on disk until the video is written."""
+    """The depth of a clip's frames at preview size, on disk until the video is written.
 
-    def __init__(self, clip_dir: str | Path, max_side: int = PREVIEW_MAX_SIDE) -> None:
+    `fallback(index)`: a frame's full depth from elsewhere (its depth file), for frames whose
+    preview-size copy was removed after an earlier video was written; None when it has none."""
+
+    def __init__(
+        self,
+        clip_dir: str | Path,
+        max_side: int = PREVIEW_MAX_SIDE,
+        fallback: Callable[[int], np.ndarray | None] | None = None,
+        times: Callable[[int], float | None] | None = None,
+    ) -> None:
         self.folder = Path(clip_dir) / FRAMES_FOLDER
         self.max_side = max_side
+        self.fallback = fallback
+        self.times = times  # a frame's time, for frames read through the fallback
 
     def _path(self, index: int) -> Path:
         return self.folder / f"{index:09d}.npz"
 
-    def add(self, index: int, time_s: float | None, depth: np.ndarray) -> None:
-        """Keep frame `index`'s depth (metres, any size) at preview size, atomically."""
+    def small(self, depth: np.ndarray) -> np.ndarray:
+        """Depth (metres, any size) at preview size."""
         from PIL import Image
 
         height, width = preview_size(*depth.shape, self.max_side)
         small = depth.astype(np.float32, copy=False)
         if small.shape != (height, width):
             small = np.asarray(Image.fromarray(small, mode="F").resize((width, height), Image.BILINEAR))
+        return small
+
+    def add(self, index: int, time_s: float | None, depth: np.ndarray) -> None:
+        """Keep frame `index`'s depth (metres, any size) at preview size, atomically."""
+        small = self.small(depth)
         with atomic_path(self._path(index), fsync=False) as temp, open(temp, "wb") as handle:
             np.savez(handle, depth=small.astype(np.float16), time=np.float64(np.nan if time_s is None else time_s))
 
@@ -69,18 +85,23 @@ class PreviewFrames:
         return sorted(int(p.stem) for p in self.folder.glob("*.npz") if p.stem.isdigit())
 
     def has(self, index: int) -> bool:
-        return self._path(index).is_file()
+        """Whether the video can show frame `index` (its copy here, or a fallback)."""
+        return self._path(index).is_file() or (self.fallback is not None and self.fallback(index) is not None)
 
     def load(self, index: int) -> tuple[np.ndarray, float | None]:
+        if not self._path(index).is_file() and self.fallback is not None:
+            depth = self.fallback(index)
+            if depth is not None:
+                return self.small(depth), (self.times(index) if self.times else None)
         with np.load(self._path(index)) as data:
             time = float(data["time"])
             return data["depth"].astype(np.float32), (None if math.isnan(time) else time)
 
-    def depth_range(self, options: PreviewOptions = PreviewOptions()) -> tuple[float, float]:
+    def depth_range(self, options: PreviewOptions = PreviewOptions(), indices: Sequence[int] | None = None) -> tuple[float, float]:
         """The clip's colour range in metres: fixed, or percentiles of all its frames' depth."""
         if options.depth_range is not None:
             return float(options.depth_range[0]), float(options.depth_range[1])
-        indices = self.indices()
+        indices = self.indices() if indices is None else list(indices)
         samples = []
         for index in indices:
             depth, _ = self.load(index)
@@ -100,15 +121,20 @@ class PreviewFrames:
 
 
 def render_preview_video(
-    dest: str | Path, frames: PreviewFrames, fps: float | None, options: PreviewOptions = PreviewOptions()
+    dest: str | Path,
+    frames: PreviewFrames,
+    fps: float | None,
+    options: PreviewOptions = PreviewOptions(),
+    indices: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Write the clip's depth video to `dest` (MP4) atomically from `frames`; returns what the
-    clip record says about it (range in metres, frame count, codec)."""
+    """Write the clip's depth video to `dest` (MP4) atomically from `frames` (those of
+    `indices`, default all kept); returns what the clip record says about it (range in metres,
+    frame count, codec)."""
     av = import_av()
-    indices = frames.indices()
+    indices = frames.indices() if indices is None else sorted(indices)
     if not indices:
         raise ValueError(f"no frames to render into {dest}")
-    low, high = frames.depth_range(options)
+    low, high = frames.depth_range(options, indices)
     rate = fps if fps and fps > 0 else 30.0
     strip: np.ndarray | None = None
     last_pts = -1

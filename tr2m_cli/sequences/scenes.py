@@ -52,6 +52,13 @@ class SceneCutDetector:
         self._last_cut: int | None = None
         self.cuts: list[int] = []  # frame indices where scenes start (after the first)
 
+    def state(self) -> tuple[np.ndarray | None, int | None]:
+        """What the next frame is compared with (for a run resumed mid-clip)."""
+        return self._previous, self._last_cut
+
+    def load_state(self, previous: np.ndarray | None, last_cut: int | None) -> None:
+        self._previous, self._last_cut = previous, last_cut
+
     def is_cut(self, index: int, rgb: np.ndarray) -> bool:
         thumbnail = hsv_thumbnail(rgb)
         previous, self._previous = self._previous, thumbnail
