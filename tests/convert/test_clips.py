@@ -201,3 +201,74 @@ def test_a_killed_run_resumes_at_the_next_frame_with_the_same_depth(tmp_path, ti
     for index in range(40):
         name = f"{index:06d}.depth.tiff"
         np.testing.assert_allclose(read_depth_tiff(out / "drive" / name)[0], read_depth_tiff(reference / "drive" / name)[0], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def responsive_model(tiny_model_dir):
+    """The tiny model with its output layers undamped, so its scale and shift maps follow the
+    photo as a trained head's do (the stock tiny head is damped to near-constant maps, which
+    leaves nothing for smoothing to do)."""
+    import torch
+
+    from tr2m_cli import load_model
+
+    model = load_model(tiny_model_dir, device="cpu", precision="fp32")
+    with torch.no_grad():
+        for head in (model.head.scale_head, model.head.shift_head):
+            head.conv3.weight.mul_(5.0)
+    return model
+
+
+def flicker(medians: np.ndarray) -> float:
+    """Mean relative change of median depth between consecutive frames."""
+    return float(np.mean(np.abs(np.diff(medians)) / medians[:-1]))
+
+
+STABILITY_FACTOR = 3.0  # stated in the README: --stabilize divides this flicker by at least 3
+
+
+def test_smoothing_steadies_a_noisy_static_clip_and_leaves_photos_alone(tmp_path, responsive_model, examples_dir):
+    from tr2m_cli.io.images import read_rgb
+
+    photo = np.array(Image.fromarray(read_rgb(examples_dir / "indoor" / "coffee.jpg")).resize((64, 48)))
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "static"
+    folder.mkdir()
+    for i in range(40):  # one photo, small independent noise per frame (σ = 8 of 255), 10 fps
+        Image.fromarray(np.clip(photo + rng.normal(0, 8, photo.shape), 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+    medians = {}
+    for smooth in (True, False):
+        out = tmp_path / f"out-{smooth}"
+        opts = options(sequence=True, outputs=("tiff",), clip=ClipOptions(fps=10), stabilize=StabilizeOptions(enabled=smooth))
+        convert([folder], out, opts, model=responsive_model)
+        medians[smooth] = np.array([np.median(read_depth_tiff(out / "static" / f"{i:06d}.depth.tiff")[0]) for i in range(40)])
+    raw, steady = flicker(medians[False]), flicker(medians[True])
+    assert raw / steady >= STABILITY_FACTOR, (raw, steady)
+    assert np.mean(medians[True]) == pytest.approx(np.mean(medians[False]), rel=0.02)  # steadier, not rescaled
+    # A photo is never smoothed: with --stabilize on (the default) its depth is predict's.
+    Image.fromarray(photo).save(tmp_path / "single.png")
+    convert([tmp_path / "single.png"], tmp_path / "photo-out", options(outputs=("tiff",), size=None), model=responsive_model)
+    depth, _ = read_depth_tiff(tmp_path / "photo-out" / "single.depth.tiff")
+    np.testing.assert_allclose(depth, responsive_model.predict(photo, "A street."), rtol=2e-4, atol=1e-6)
+
+
+def test_auto_captions_come_from_a_frame_of_the_clip(tmp_path, tiny_model):
+    from tr2m_cli.io.captions import CaptionFallback
+
+    frames = moving_pattern(10, 48, 64)
+    for i, frame in enumerate(frames):
+        frame[0, 0] = (i, 0, 0)  # which frame the captioner was shown
+    folder = tmp_path / "walk"
+    folder.mkdir()
+    for i, rgb in enumerate(frames):
+        Image.fromarray(rgb).save(folder / f"{i:02d}.png")
+
+    def caption(items):
+        return [f"A frame marked {np.asarray(item.picture())[0, 0, 0]}." for item in items]
+
+    summary = convert([folder], tmp_path / "out", options(sequence=True, captions=CaptionRules()), model=tiny_model,
+                      caption_fallback=CaptionFallback("fake", caption))  # fmt: skip
+    assert summary.exit_code == 0
+    info = json.loads((tmp_path / "out" / "walk" / "clip.json").read_text())
+    assert (info["caption"], info["caption_source"], info["caption_origin"]) == ("A frame marked 5.", "generated", "fake")
+    assert {r["caption"] for r in frames_of(tmp_path / "out" / "walk")} == {"A frame marked 5."}
