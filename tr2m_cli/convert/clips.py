@@ -476,7 +476,8 @@ class ClipConverter:
             try:
                 # A clip's video always has its colour bar: its one range is what makes frames compare.
                 preview = dataclasses.replace(self.options.preview, colorbar=True)
-                video = render_preview_video(layout.preview_video, state.preview, source.fps, preview, ok_frames)
+                with self.run.times.measure("preview_video"):
+                    video = render_preview_video(layout.preview_video, state.preview, source.fps, preview, ok_frames)
                 record["outputs"]["preview_video"] = layout.relative(layout.preview_video)
                 if layout.frame_kinds:  # the depth files hold the same: the preview-size copies can go
                     state.preview.clear()

@@ -45,8 +45,12 @@ def discover_inputs(
 
     found = find_inputs(inputs, recursive=recursive, own_output=own_output, clips=True, sequence=sequence)
     if not found.images and not found.clips:
-        suffixes = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES | BAG_SUFFIXES))
+        def listed(suffixes) -> str:
+            return ", ".join(sorted(s.lstrip(".") for s in suffixes))
+
         skipped = f"; skipped {found.describe_skipped()}" if found.skipped else ""
-        what = "frames, videos or bags" if sequence else "photos, videos or bags"
-        raise InputError(f"no {what} found in {describe_inputs(inputs)} (looked for {suffixes}){skipped}")
+        raise InputError(
+            f"no photos found in {describe_inputs(inputs)} (looked for {listed(IMAGE_SUFFIXES)}, videos "
+            f"{listed(VIDEO_SUFFIXES)} and ROS bags {listed(BAG_SUFFIXES)}){skipped}"
+        )
     return found

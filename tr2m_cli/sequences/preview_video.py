@@ -175,7 +175,8 @@ def _even(image: np.ndarray) -> np.ndarray:
 def _open_stream(container, height: int, width: int, fps: float):
     av = import_av()
     rate = Fraction(fps).limit_denominator(1001)
-    for codec, options in (("libx264", {"crf": "18", "preset": "fast"}), ("mpeg4", {"qscale": "3"})):
+    # veryfast: a preview is for looking; x264's slower presets cost more than the tiny model does.
+    for codec, options in (("libx264", {"crf": "20", "preset": "veryfast"}), ("mpeg4", {"qscale": "3"})):
         with contextlib.suppress(av.codec.codec.UnknownCodecError, ValueError):
             stream = container.add_stream(codec, rate=rate)
             break
