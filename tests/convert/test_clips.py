@@ -107,18 +107,25 @@ def _ply_points(path: Path) -> np.ndarray:
     return np.stack([records["x"], records["y"], records["z"]], axis=1)
 
 
-def test_a_damaged_video_keeps_the_frames_before_the_damage_and_says_where(tmp_path, tiny_model):
-    video = write_video(tmp_path / "damaged.mkv", FRAMES, fps=10)
-    damage_packet(video, 7)
+@pytest.mark.parametrize("harm", ["damaged", "truncated"])
+def test_a_damaged_or_cut_video_keeps_the_frames_before_the_damage_and_says_where(tmp_path, tiny_model, harm):
+    video = write_video(tmp_path / f"{harm}.mkv", FRAMES, fps=10)
+    if harm == "damaged":
+        damage_packet(video, 7)
+    else:  # a recording cut short: Matroska keeps its header (and duration) in front
+        video.write_bytes(video.read_bytes()[: video.stat().st_size * 2 // 3])
     summary = convert([video], tmp_path / "out", options(), model=tiny_model)
     assert summary.exit_code == 1 and summary.clips.failed == 1
-    clip = tmp_path / "out" / "damaged"
-    assert [r["frame"] for r in frames_of(clip)] == list(range(7))
+    clip = tmp_path / "out" / harm
+    kept = [r["frame"] for r in frames_of(clip)]
+    stop = len(kept)
+    assert kept == list(range(stop)) and 0 < stop < 12 and (stop == 7 or harm == "truncated")
     info = json.loads((clip / "clip.json").read_text())
-    assert info["status"] == "failed" and info["failed_at_frame"] == 7 and "frame 7" in info["error"]
-    assert (clip / "damaged.preview.mp4").is_file()  # the frames that were read, in the video
+    assert info["status"] == "failed" and info["failed_at_frame"] == stop and f"frame {stop}" in info["error"]
+    assert (harm in info["error"]) or harm == "damaged"
+    assert (clip / f"{harm}.preview.mp4").is_file()  # the frames that were read, in the video
     (failure,) = summary.failures
-    assert failure[0] == "damaged.mkv" and "frame 7" in failure[1]
+    assert failure[0] == f"{harm}.mkv" and f"frame {stop}" in failure[1]
 
 
 def test_numbered_frames_as_one_clip_and_an_unreadable_frame_fails_alone(tmp_path, tiny_model):
