@@ -165,7 +165,7 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     out = out or Path(f"tr2m-eval-{_dt.datetime.now():%Y%m%d-%H%M%S}")
     _check_writable(out)
 
-    from ..model.load import load_model
+    from ..weights.load import load_model
     from ..weights.resolve import resolve_model
 
     folder = resolve_model(model, progress=not quiet)

@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..errors import InputError, OutputError, Tr2mError
 from ..io.atomic import remove_stale_temporaries, remove_stale_temporaries_of, write_json
@@ -42,7 +42,8 @@ from ..io.images import IMAGE_SUFFIXES
 from ..io.inputs import InputImage, collect_images, select_shard
 from ..io.manifest import ManifestLog
 from ..io.pointcloud import cloud_stride, grid_shape
-from .batching import DepthResult, DepthRunner, SizeBuckets, StageTimes
+from ..model.inference import DepthPredictor, DepthRequest, DepthResult, StageTimes
+from ..runtime import precision_name
 from .decode import DecodedPhoto, decode_photo
 from .layout import OutputLayout
 from .options import ConvertOptions
@@ -120,18 +121,12 @@ def make_output_folder(out_dir: Path) -> None:
 
 
 def _load(model: Any, options: ConvertOptions):
-    from ..model.load import load_model
     from ..model.tr2m import TR2M
+    from ..weights.load import load_model
 
     if isinstance(model, TR2M):
         return model
     return load_model(model, device=options.device, precision=options.precision, progress=options.progress)
-
-
-def _precision_name(dtype) -> str:
-    from ..runtime import PRECISIONS
-
-    return next((name for name, value in PRECISIONS.items() if value == dtype), str(dtype))
 
 
 def _describe_inputs(inputs: Sequence[str | Path]) -> str:
@@ -207,7 +202,7 @@ def convert(
         if todo:
             progress.info(
                 f"{len(todo)} photos → {out_dir} ({', '.join(options.outputs)}); model "
-                f"{tr2m.spec.name} on {tr2m.device} ({_precision_name(tr2m.precision)})"
+                f"{tr2m.spec.name} on {tr2m.device} ({precision_name(tr2m.precision)})"
                 + (f", {len(done)} already done" if done else "")
                 + (f", shard {options.shard} of {len(everything)} photos" if options.shard else "")
             )
@@ -235,6 +230,8 @@ class _Run:
         self.manifest: ManifestLog = manifest
         self.times = StageTimes()
         self.writes: set[futures.Future] = set()
+        self.pending: collections.deque[futures.Future] = collections.deque()
+        self.out_of_memory_warned = 0
         self.context: RunContext | None = None
         self.long_captions: dict[str, int] = {}  # caption → its token count, above the limit
 
@@ -273,12 +270,18 @@ class _Run:
         from .. import __version__
 
         options = self.options
-        policy = options.size or tr2m.size_policy
-        metres_per_unit = tr2m.spec.metres_per_output_unit(options.domain)
-        self.context = RunContext(self.layout, options, tr2m.spec.name, metres_per_unit, __version__)
+        predictor = DepthPredictor(
+            tr2m,
+            batch_size=options.batch_size,
+            size=options.size,
+            domain=options.domain,
+            times=self.times,
+            stage_timing=options.stage_timing,
+        )
+        self.context = RunContext(
+            self.layout, options, tr2m.spec.name, predictor.metres_per_unit, __version__, precision_name(tr2m.precision)
+        )
         self._warn_long_captions(tr2m, todo, captions)
-        runner = DepthRunner(tr2m, options.batch_size, metres_per_unit, self.times, options.stage_timing)
-        buckets = SizeBuckets(runner)
         cloud_grid = None
         if "ply" in options.outputs:
             cloud = options.cloud
@@ -298,41 +301,48 @@ class _Run:
                 work.append((image, caption))
 
         decode_pool = futures.ThreadPoolExecutor(options.decode_workers, thread_name_prefix="tr2m-decode")
-        big_photo_slots = threading.BoundedSemaphore(2)
         self.write_pool = futures.ThreadPoolExecutor(options.write_workers, thread_name_prefix="tr2m-write")
-        pending: collections.deque[futures.Future] = collections.deque()
-        prefetch = max(2 * options.batch_size, 2 * options.decode_workers)
-        queue = iter(work)
-        oom_seen = 0
         try:
-            while True:
-                while len(pending) < prefetch:
-                    item = next(queue, None)
-                    if item is None:
-                        break
-                    pending.append(decode_pool.submit(self._decode, *item, policy, cloud_grid, big_photo_slots))
-                if not pending:
-                    break
-                decoded = pending.popleft().result()
-                if isinstance(decoded, dict):
-                    self._finish(decoded)
-                    continue
-                for batch in buckets.add(decoded):
-                    self._run_batch(runner, batch)
-                self._collect_writes()
-                if runner.out_of_memory_events > oom_seen:
-                    oom_seen = runner.out_of_memory_events
-                    self.progress.warn(f"out of memory: continuing with batches of {runner.batch_size}")
-            for batch in buckets.drain():
-                self._run_batch(runner, batch)
+            requests = self._decoded(work, decode_pool, predictor.policy, cloud_grid, predictor)
+            for result in predictor.stream(requests):
+                self._handle(result)
+            self._warn_out_of_memory(predictor)
             self._collect_writes(wait_all=True)
         finally:
-            for future in pending:
+            for future in self.pending:
                 future.cancel()
             decode_pool.shutdown(wait=True, cancel_futures=True)
             # Writes already under way finish (each is atomic anyway) and are recorded.
             self._collect_writes(wait_all=True)
             self.write_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _decoded(self, work, decode_pool, policy, cloud_grid, predictor) -> Iterator[DepthRequest]:
+        """Decoded photos for the predictor, decoding ahead in background threads; photos that
+        cannot be read are recorded here and never reach the model."""
+        options = self.options
+        big_photo_slots = threading.BoundedSemaphore(2)
+        prefetch = max(2 * options.batch_size, 2 * options.decode_workers)
+        queue = iter(work)
+        while True:
+            while len(self.pending) < prefetch:
+                item = next(queue, None)
+                if item is None:
+                    break
+                self.pending.append(decode_pool.submit(self._decode, *item, policy, cloud_grid, big_photo_slots))
+            if not self.pending:
+                return
+            decoded = self.pending.popleft().result()
+            self._collect_writes()
+            self._warn_out_of_memory(predictor)
+            if isinstance(decoded, dict):
+                self._finish(decoded)
+                continue
+            yield DepthRequest(decoded.photo, decoded.caption.text, tag=decoded, name=str(decoded.image.path))
+
+    def _warn_out_of_memory(self, predictor: DepthPredictor) -> None:
+        if predictor.out_of_memory_events > self.out_of_memory_warned:
+            self.out_of_memory_warned = predictor.out_of_memory_events
+            self.progress.warn(f"out of memory: continuing with batches of {predictor.batch_size}")
 
     def _warn_long_captions(self, tr2m, todo, captions) -> None:
         from ..model.encoders import CLIP_CONTEXT_LENGTH
@@ -362,21 +372,22 @@ class _Run:
         finally:
             self.times.add("decode", time.perf_counter() - start)
 
-    def _run_batch(self, runner: DepthRunner, batch: list[DecodedPhoto]) -> None:
-        for result in runner.run(batch):
-            if result.error is not None:
-                self._finish(failure_record(result.photo.image, result.error, result.photo.caption, result.seconds))
-                continue
-            result.photo.pixels = None  # the network input is no longer needed: free it now
-            while len(self.writes) >= 2 * self.options.write_workers + self.options.batch_size:
-                self._collect_writes(block=True)
-            self.writes.add(self.write_pool.submit(self._write, result))
+    def _handle(self, result: DepthResult) -> None:
+        photo: DecodedPhoto = result.request.tag
+        if result.error is not None:
+            self._finish(failure_record(photo.image, result.error, photo.caption, result.seconds))
+            return
+        photo.photo.pixels = None  # the network input is no longer needed: free it now
+        while len(self.writes) >= 2 * self.options.write_workers + self.options.batch_size:
+            self._collect_writes(block=True)
+        self.writes.add(self.write_pool.submit(self._write, result))
 
     def _write(self, result: DepthResult) -> dict[str, Any]:
         start = time.perf_counter()
-        image, caption = result.photo.image, result.photo.caption
+        photo: DecodedPhoto = result.request.tag
+        image, caption = photo.image, photo.caption
         try:
-            record = write_photo(result, self.context)
+            record = write_photo(photo, result.depth, self.context, model_seconds=result.seconds)
             if caption.text in self.long_captions:
                 record["caption_tokens"] = self.long_captions[caption.text]
             return record
@@ -434,6 +445,7 @@ class _Run:
                 "photos_per_s": round(summary.photos_per_second, 4),
                 "stage_seconds": summary.stage_seconds,
                 "model": self.context.model_name if self.context else None,
+                "precision": self.context.precision if self.context else None,
                 "options": {
                     "device": options.device,
                     "precision": options.precision,

@@ -177,16 +177,25 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
 
 
 class _Prepared:
-    """The dataset seen through `prepare_sample`, indexable so a DataLoader's workers can run it."""
+    """The dataset seen through `prepare_sample` and the inference core's network input,
+    indexable so a DataLoader's workers can run it."""
 
-    def __init__(self, dataset, protocol: EvalProtocol, caption_line: int) -> None:
-        self.dataset, self.protocol, self.caption_line = dataset, protocol, caption_line
+    def __init__(self, dataset, protocol: EvalProtocol, caption_line: int, policy) -> None:
+        self.dataset, self.protocol, self.caption_line, self.policy = dataset, protocol, caption_line, policy
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return prepare_sample(self.dataset[index], self.protocol, self.caption_line)
+        from ..model.inference import prepare_photo
+
+        item = prepare_sample(self.dataset[index], self.protocol, self.caption_line)
+        # The photo as every path reads it (normalise, then bilinear align_corners=True to the
+        # protocol's size): the reference's network input exactly.
+        item["photo"] = prepare_photo(item["image"], self.policy)
+        del item["pixels"]  # the full-size float copy: not needed once the network input is made
+        item["index"] = index
+        return item
 
 
 def _iterate(prepared: _Prepared, num_workers: int) -> Iterator[dict[str, Any]]:
@@ -206,42 +215,24 @@ def _as_is(item):
     return item
 
 
-# -- the model side ----------------------------------------------------------------------------
+# -- the model side ---------------------------------------------------------------------------
 
 
-class _TextCache:
-    """Caption → embedding across batches (C3VD has 8 captions for thousands of frames)."""
+def network_size_policy(model, protocol: EvalProtocol):
+    """The protocol's fixed input size, or the model's aspect-keeping policy."""
+    from ..model.preprocess import SizePolicy
 
-    def __init__(self, model) -> None:
-        self.model, self.cache = model, {}
-
-    def __call__(self, captions: list[str]) -> "torch.Tensor":
-        import torch
-
-        new = [c for c in dict.fromkeys(captions) if c not in self.cache]
-        if new:
-            for caption, embed in zip(new, self.model.encode_text(new)):
-                self.cache[caption] = embed
-        return torch.stack([self.cache[c] for c in captions])
-
-
-def _predict(model, batch: list[dict], size: tuple[int, int], text: "torch.Tensor", flip_tta: bool) -> "torch.Tensor":
-    import torch
-
-    from ..model.preprocess import normalize_and_resize
-
-    pixels = torch.cat([normalize_and_resize(item["pixels"][None].to(model.device), size) for item in batch])
-    depth = model(pixels, text).metric_depth.float()
-    if flip_tta:
-        flipped = model(pixels.flip(-1), text).metric_depth.float().flip(-1)
-        depth = 0.5 * (depth + flipped)
-    return depth
-
-
-def _network_size(model, protocol: EvalProtocol, pixels) -> tuple[int, int]:
     if protocol.input_size is not None:
-        return tuple(protocol.input_size)
-    return model.size_policy.network_size(int(pixels.shape[-2]), int(pixels.shape[-1]))
+        return SizePolicy.fixed(*protocol.input_size)
+    return model.size_policy
+
+
+def _output_size(item: dict) -> tuple[int, int]:
+    """The prediction is resized to the ground truth, or to the benchmark window inside it."""
+    window = item["window"]
+    if window is None:
+        return tuple(item["depth"].shape)
+    return (window[0].stop - window[0].start, window[1].stop - window[1].start)
 
 
 def evaluate_dataset(
@@ -267,56 +258,43 @@ def evaluate_dataset(
     `predictions_dir/<key>.npy`; colour previews (photo | ground truth | prediction) as PNG under
     `previews_dir` for every `preview_every`-th image. The model's train/eval modes are restored.
     """
-    import torch
-
-    from ..model.preprocess import resize_to
+    from ..model.inference import DepthPredictor, DepthRequest
 
     protocol = protocol or dataset.protocol
     if batch_size < 1:
         raise DatasetError(f"batch size {batch_size}: must be at least 1")
     total = len(dataset)
     subset = dataset.select(range(min(limit, total))) if limit is not None else dataset
-    factor = model.spec.metres_per_output_unit(protocol.domain)
-    text_cache = _TextCache(model)
-    rows: list[ImageResult] = []
+    policy = network_size_policy(model, protocol)
+    predictor = DepthPredictor(model, batch_size=batch_size, size=policy, domain=protocol.domain, flip_tta=flip_tta)
+    rows: list[tuple[int, ImageResult]] = []
     started = time.perf_counter()
     modes = {module: module.training for module in model.modules()}
     model.eval()
     bar = _progress_bar(len(subset), dataset.name, progress)
-
-    def flush(batch: list[dict], size: tuple[int, int]) -> None:
-        text = text_cache([item["caption"] for item in batch])
-        depth = _predict(model, batch, size, text, flip_tta)
-        for row, item in enumerate(batch):
-            window = item["window"]
-            target = item["depth"].shape if window is None else (window[0].stop - window[0].start, window[1].stop - window[1].start)
-            pred = (resize_to(depth[row : row + 1], target)[0] * factor).cpu().numpy().astype(np.float32)
+    requests = (
+        DepthRequest(item["photo"], item["caption"], output_size=_output_size(item), tag=item, name=f"{dataset.name} '{item['key']}'")
+        for item in _iterate(_Prepared(subset, protocol, caption_line, policy), num_workers)
+    )
+    try:
+        for result in predictor.stream(requests):
+            if result.prediction is None:
+                raise result.exception or DatasetError(result.error)
+            item, pred = result.request.tag, result.depth
             nonfinite = int(np.count_nonzero(~np.isfinite(pred)))
+            window = item["window"]
             if window is not None:  # outside the benchmark window there is no prediction
                 canvas = np.full(item["depth"].shape, np.nan, dtype=np.float32)
                 canvas[window] = pred
                 pred = canvas
-            rows.append(_score(item, pred, protocol, nonfinite))
-            _save_outputs(item, pred, protocol, len(rows) - 1, predictions_dir, previews_dir, preview_every)
-        bar.update(len(batch))
-
-    try:
-        with torch.inference_mode():
-            batch: list[dict] = []
-            size = None
-            for item in _iterate(_Prepared(subset, protocol, caption_line), num_workers):
-                item_size = _network_size(model, protocol, item["pixels"])
-                if batch and (item_size != size or len(batch) >= batch_size):
-                    flush(batch, size)
-                    batch = []
-                batch.append(item)
-                size = item_size
-            if batch:
-                flush(batch, size)
+            rows.append((item["index"], _score(item, pred, protocol, nonfinite)))
+            _save_outputs(item, pred, protocol, item["index"], predictions_dir, previews_dir, preview_every)
+            bar.update(1)
     finally:
         bar.close()
         for module, training in modes.items():
             module.training = training
+    rows = [row for _, row in sorted(rows, key=lambda pair: pair[0])]
     return DatasetResult(
         dataset=dataset.name,
         title=dataset.title,
