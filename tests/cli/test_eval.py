@@ -127,3 +127,15 @@ def test_help_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_eval_runs_in_fp32_unless_told_and_records_the_precision(tiny_data_root, tiny_model_dir, tmp_path):
+    root, _ = tiny_data_root
+    for flags, expected in (((), "fp32"), (("--precision", "bf16"), "bf16")):
+        out = tmp_path / expected
+        result = _run(
+            "--zero-shot", "ibims", "--data-root", root, "--captions", root / "captions", "--model", tiny_model_dir,
+            "--device", "cpu", "--input-size", "28x28", "--limit", "1", "--out", out, "-q", *flags,
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "results.json").read_text())["model"]["precision"] == expected

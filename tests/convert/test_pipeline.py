@@ -47,6 +47,7 @@ def test_examples_become_metric_depth_equal_to_predict(examples_dir, tmp_path, t
         depth, metadata = read_depth_tiff(tmp_path / "out" / Path(key).with_suffix(".depth.tiff"))
         rgb = read_rgb(examples_dir / key)
         assert depth.shape == rgb.shape[:2] and metadata["caption"] == caption and metadata["unit"] == "metres"
+        assert metadata["precision"] == read_manifest(tmp_path / "out" / "manifest.jsonl")[key]["precision"] == "fp32"
         # The pipeline (threads, buckets, batches of 4) gives what one call of predict gives.
         expected = tiny_model.predict(rgb, caption)
         np.testing.assert_allclose(depth, expected, rtol=2e-4, atol=1e-5)
