@@ -50,6 +50,19 @@ def tiny_model(tiny_model_dir):
     return load_model(tiny_model_dir, device="cpu", precision="fp32")
 
 
+@pytest.fixture(scope="session")
+def open3d():
+    """open3d through the loader users get (no system libusb needed). Skips only when the `3d`
+    extra is not installed at all; installed but unloadable is a failure, not a skip."""
+    import importlib.util
+
+    if importlib.util.find_spec("open3d") is None:
+        pytest.skip("open3d is not installed (pip install '.[3d]')")
+    from tr2m_cli.extras import import_open3d
+
+    return import_open3d()
+
+
 @pytest.fixture
 def examples_dir(tmp_path) -> Path:
     """A private copy of examples/ (real photos + captions.json), safe to write beside."""

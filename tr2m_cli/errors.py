@@ -26,3 +26,7 @@ class DatasetError(Tr2mError):
 
 class OutputError(Tr2mError):
     """An output location that cannot be written."""
+
+
+class MissingExtraError(Tr2mError):
+    """A feature needs an optional dependency (an extra: `pip install 'tr2m[NAME]'`) that is not installed."""

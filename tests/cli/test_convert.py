@@ -64,8 +64,8 @@ def test_examples_end_to_end(examples_dir, tmp_path, tiny_model_dir):
     assert (summary["photos"], summary["converted"], summary["failed"], summary["exit_code"]) == (4, 4, 0, 0)
 
 
-def test_point_clouds_open_in_open3d_with_the_expected_count(examples_dir, tmp_path, tiny_model_dir):
-    o3d = pytest.importorskip("open3d")
+def test_point_clouds_open_in_open3d_with_the_expected_count(examples_dir, tmp_path, tiny_model_dir, open3d):
+    o3d = open3d
     photo = examples_dir / "indoor" / "coffee.jpg"
     out = tmp_path / "out"
     result = run(photo, "--caption", "A cup of coffee.", "--model", tiny_model_dir, "--out", out, "--outputs", "tiff,ply",

@@ -80,8 +80,8 @@ def test_invalid_and_missing_depth_give_no_points():
     assert len(points) == 60 * 80 - 30 and np.isfinite(points).all()
 
 
-def test_ply_files_open_in_open3d_with_their_colours(tmp_path):
-    o3d = pytest.importorskip("open3d")
+def test_ply_files_open_in_open3d_with_their_colours(tmp_path, open3d):
+    o3d = open3d
     rng = np.random.default_rng(0)
     points = rng.normal(size=(500, 3)).astype(np.float32)
     point_colors = rng.integers(0, 256, size=(500, 3), dtype=np.uint8)

@@ -224,7 +224,9 @@ def _write_ibims(root: Path, frames: int, shape, rng) -> TinyDataset:
 
 
 def _write_hypersim(root: Path, frames: int, shape, rng) -> TinyDataset:
-    import h5py
+    from ..extras import import_h5py
+
+    h5py = import_h5py("writing tiny HyperSim files")
 
     tiny = TinyDataset("hypersim", root)
     height, width = shape

@@ -90,7 +90,9 @@ class HyperSim(DepthDataset):
         return Entry(key, image, depth, FOCAL_PX)
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
-        import h5py
+        from ..extras import import_h5py
+
+        h5py = import_h5py()
 
         try:
             with h5py.File(entry.depth, "r") as handle:
