@@ -99,10 +99,12 @@ def _reduce_rgb8(rgb: np.ndarray, size: tuple[int, int], network_size: tuple[int
 
 def _reduce_float(tensor: torch.Tensor, network_size: tuple[int, int]) -> torch.Tensor:
     """The same schedule on a float [3, H, W] photo: box averages, without rounding to 8 bits."""
-    for factor in (first_reduction(tuple(tensor.shape[-2:]), network_size), None):
-        factor = factor or reduction_factor(tuple(tensor.shape[-2:]), network_size)
-        if factor > 1:
-            tensor = F.avg_pool2d(tensor[None], factor, ceil_mode=True)[0]
+    step = first_reduction(tuple(tensor.shape[-2:]), network_size)
+    if step > 1:
+        tensor = F.avg_pool2d(tensor[None], step, ceil_mode=True)[0]
+    factor = reduction_factor(tuple(tensor.shape[-2:]), network_size)
+    if factor > 1:
+        tensor = F.avg_pool2d(tensor[None], factor, ceil_mode=True)[0]
     return tensor
 
 
