@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..io.captions import Caption
+from ..io.images import DEFAULT_MAX_PIXELS
 from ..io.inputs import InputImage
 from ..model.inference import NetworkInput, prepare_photo
 from ..model.preprocess import SizePolicy
@@ -53,13 +54,16 @@ def decode_photo(
     policy: SizePolicy,
     cloud_grid: Callable[[int, int], tuple[int, int]] | None = None,
     big_photo_slots: threading.Semaphore | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> DecodedPhoto:
     """Read `image` and prepare its network input (and point-cloud colours when `cloud_grid`
     maps the photo's (H, W) to the grid the cloud is sampled on). Raises InputError naming the
-    file for anything unreadable. Photos decoded at full size above the core's BIG_PHOTO_PIXELS
-    take one of `big_photo_slots` first."""
+    file for anything unreadable, not a regular file, or over `max_pixels`. Photos decoded at
+    full size above the core's BIG_PHOTO_PIXELS take one of `big_photo_slots` first."""
     start = time.perf_counter()
-    photo = prepare_photo(image.path, policy, keep_rgb=cloud_grid is not None, big_photo_slots=big_photo_slots)
+    photo = prepare_photo(
+        image.path, policy, keep_rgb=cloud_grid is not None, big_photo_slots=big_photo_slots, max_pixels=max_pixels
+    )
     colors = None
     if cloud_grid is not None:
         colors = grid_colors(photo.rgb, cloud_grid(*photo.size))

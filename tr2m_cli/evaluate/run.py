@@ -10,11 +10,12 @@ prediction resized bilinearly (align_corners=True) to the ground truth and conve
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -31,20 +32,43 @@ if TYPE_CHECKING:
 
 @dataclass
 class ImageResult:
-    """One image's metrics (metres) and what went into them."""
+    """One image's metrics (metres) and what went into them; or, when the image could not be
+    read or scored, why (`error`): such a row is kept and reported, never dropped."""
 
     key: str
     caption: str
     valid_pixels: int
     metrics: dict[str, float]
     nonfinite_prediction_pixels: int = 0  # NaN/inf in the raw prediction (clamped before metrics)
+    error: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # e.g. SUN RGB-D's depth decoding
+    index: int = -1  # position in the evaluated samples (rows are reported in this order)
+
+    @classmethod
+    def failure(cls, key: str, error: str, index: int = -1, caption: str = "") -> "ImageResult":
+        return cls(key, caption, 0, {m: math.nan for m in METRICS}, error=error, index=index)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     @property
     def finite(self) -> bool:
-        return is_finite(self.metrics)
+        return not self.failed and is_finite(self.metrics)
+
+    @property
+    def status(self) -> str:
+        """scored (in the means), flagged (in the means, but look), not scored, or failed."""
+        if self.failed:
+            return "failed"
+        if not self.finite:
+            return "not scored"
+        return "flagged" if self.problem else "scored"
 
     @property
     def problem(self) -> str | None:
+        if self.error is not None:
+            return self.error
         if self.valid_pixels == 0:
             return "no ground-truth pixels inside the range and crop"
         if not self.finite:
@@ -79,20 +103,46 @@ class DatasetResult:
     captions: str = ""
     notes: list[str] = field(default_factory=list)
     flip_tta: bool = False
+    planned: int | None = None  # images this run set out to evaluate (the split, or the first N)
+    interrupted: bool = False  # stopped part-way: the rows are what finished
+    differences: list[str] = field(default_factory=list)  # how this row's protocol differs from the paper's
 
     @property
     def means(self) -> dict[str, float]:
         """Per-image averages over the images whose metrics are finite (the paper's numbers)."""
-        return mean_metrics(row.metrics for row in self.rows)
+        return mean_metrics(row.metrics for row in self.rows if not row.failed)
 
     @property
     def evaluated(self) -> int:
+        """Images in the means."""
         return sum(row.finite for row in self.rows)
+
+    @property
+    def attempted(self) -> int:
+        return self.total if self.planned is None else self.planned
+
+    @property
+    def limited(self) -> bool:
+        return self.attempted < self.total
+
+    @property
+    def failed(self) -> list[ImageResult]:
+        """Images that could not be read or scored (a missing or broken file)."""
+        return [row for row in self.rows if row.failed]
 
     @property
     def nonfinite(self) -> list[ImageResult]:
         """Images left out of the means or whose prediction had NaN/inf: reported, never hidden."""
         return [row for row in self.rows if row.problem]
+
+    def decodings(self) -> dict[str, dict[str, int]]:
+        """Per-frame choices counted over the rows, e.g. {"depth_encoding": {"rotated": 5050}}."""
+        counts: dict[str, dict[str, int]] = {}
+        for row in self.rows:
+            for name, value in row.notes.items():
+                counts.setdefault(name, {}).setdefault(value, 0)
+                counts[name][value] += 1
+        return counts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,15 +152,22 @@ class DatasetResult:
             "split": self.split,
             "root": self.root,
             "images_in_split": self.total,
+            "images_attempted": self.attempted,
             "images_run": len(self.rows),
             "images_in_means": self.evaluated,
+            "images_failed": len(self.failed),
+            "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3),
             "flip_tta": self.flip_tta,
             "captions": self.captions,
             "notes": list(self.notes),
             "protocol": self.protocol.to_dict(),
+            "protocol_differences_from_paper": list(self.differences),
+            "per_frame_choices": self.decodings(),
             "means": self.means,
-            "flagged_images": [{"key": row.key, "problem": row.problem} for row in self.nonfinite],
+            "flagged_images": [
+                {"key": row.key, "status": row.status, "problem": row.problem} for row in self.nonfinite
+            ],
         }
 
 
@@ -135,6 +192,16 @@ def resize_photo(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
 
 
+def resize_pixels(pixels: "torch.Tensor", size: tuple[int, int]) -> "torch.Tensor":
+    """[3, H, W] float → [3, size]: bilinear with antialiasing, in float, as torchvision's Resize
+    does on a tensor (the reference's first resize of HyperSim and DIODE, after normalising)."""
+    import torch.nn.functional as F
+
+    if tuple(pixels.shape[-2:]) == tuple(size):
+        return pixels
+    return F.interpolate(pixels[None], size=tuple(size), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
 def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dict[str, Any]:
     """A DepthSample → the photo tensor the network resize starts from, the ground truth it is
     compared with, and its caption."""
@@ -153,7 +220,7 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
             valid = valid & inside
     if protocol.depth_resize is not None:
         depth, valid = nearest_resize(depth, protocol.depth_resize), nearest_resize(valid, protocol.depth_resize)
-    if protocol.image_resize is not None:
+    if protocol.image_resize is not None and protocol.image_resize_on == "photo":
         image = resize_photo(image, protocol.image_resize)
     if not sample.captions:
         raise DatasetError(f"{sample.dataset} '{sample.key}': no caption (give the dataset captions)")
@@ -165,6 +232,15 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
     if not image.flags.writeable:  # PIL's arrays are read-only; torch wants to own a writable one
         image = image.copy()
     pixels = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
+    if protocol.image_resize is not None and protocol.image_resize_on == "tensor":
+        pixels = resize_pixels(pixels, protocol.image_resize)
+        image = pixels.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()  # for previews
+    if not protocol.normalize:
+        # The network's input normalisation is affine per channel and the resizes are linear, so
+        # handing it x·std + mean gives it exactly the raw [0, 1] photo (the authors' iBims input).
+        from ..model.config import IMAGENET_MEAN, IMAGENET_STD
+
+        pixels = pixels * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     return {
         "key": sample.key,
         "pixels": pixels,
@@ -173,12 +249,26 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
         "caption": sample.captions[caption_line],
         "image": image,
         "window": window,
+        "notes": {k: str(v) for k, v in sample.extras.items() if k in PER_FRAME_NOTES},
     }
 
 
+def _pixels_are_the_photo(protocol: EvalProtocol) -> bool:
+    """Whether `prepare_sample`'s pixels are exactly its 8-bit image / 255 (no float resize, no
+    undoing of the normalisation)."""
+    resized_as_tensor = protocol.image_resize is not None and protocol.image_resize_on == "tensor"
+    return protocol.normalize and not resized_as_tensor
+
+
+PER_FRAME_NOTES = ("depth_encoding",)
+"""Sample extras that record a choice made per frame; kept in per_image.csv and results.json."""
+
+
 class _Prepared:
-    """The dataset seen through `prepare_sample` and the inference core's network input,
-    indexable so a DataLoader's workers can run it."""
+    """The dataset seen through `prepare_sample` and the inference core's network input (made
+    here, in the data-loading workers), indexable so a DataLoader's workers can run it.
+    A sample that cannot be read or prepared becomes a failure record (its key and why), so one
+    bad file never stops the others, in a worker process or not."""
 
     def __init__(self, dataset, protocol: EvalProtocol, caption_line: int, policy) -> None:
         self.dataset, self.protocol, self.caption_line, self.policy = dataset, protocol, caption_line, policy
@@ -189,13 +279,29 @@ class _Prepared:
     def __getitem__(self, index: int) -> dict[str, Any]:
         from ..model.inference import prepare_photo
 
-        item = prepare_sample(self.dataset[index], self.protocol, self.caption_line)
-        # The photo as every path reads it (normalise, then bilinear align_corners=True to the
-        # protocol's size): the reference's network input exactly.
-        item["photo"] = prepare_photo(item["image"], self.policy)
-        del item["pixels"]  # the full-size float copy: not needed once the network input is made
+        try:
+            item = prepare_sample(self.dataset[index], self.protocol, self.caption_line)
+            # The network input as every path makes it (normalise, then bilinear align_corners=True
+            # to the protocol's size): the reference's input exactly. From the 8-bit photo when the
+            # pixels are just that photo, so a huge one is reduced as `predict` reduces it.
+            pixels = item.pop("pixels")
+            item["photo"] = prepare_photo(item["image"] if _pixels_are_the_photo(self.protocol) else pixels, self.policy)
+        except Exception as exc:  # noqa: BLE001 - any reader's failure is this sample's, reported
+            return {"index": index, "key": _key_of(self.dataset, index), "error": _describe(exc)}
         item["index"] = index
         return item
+
+
+def _key_of(dataset, index: int) -> str:
+    entries = getattr(dataset, "entries", None)
+    return entries[index].key if entries is not None else str(index)
+
+
+def _describe(exc: Exception) -> str:
+    from ..errors import Tr2mError
+
+    text = str(exc) if isinstance(exc, Tr2mError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
 
 
 def _iterate(prepared: _Prepared, num_workers: int) -> Iterator[dict[str, Any]]:
@@ -215,7 +321,7 @@ def _as_is(item):
     return item
 
 
-# -- the model side ---------------------------------------------------------------------------
+# -- the model side ----------------------------------------------------------------------------
 
 
 def network_size_policy(model, protocol: EvalProtocol):
@@ -249,6 +355,7 @@ def evaluate_dataset(
     predictions_dir: str | Path | None = None,
     previews_dir: str | Path | None = None,
     preview_every: int = 1,
+    on_start: Callable[[DatasetResult], None] | None = None,
 ) -> DatasetResult:
     """Run `model` on `dataset` and score it under `protocol` (default: the dataset's preset).
 
@@ -257,6 +364,10 @@ def evaluate_dataset(
     are saved as float32 metres (.npy, at the evaluated ground truth's size) under
     `predictions_dir/<key>.npy`; colour previews (photo | ground truth | prediction) as PNG under
     `previews_dir` for every `preview_every`-th image. The model's train/eval modes are restored.
+
+    An image whose files cannot be read, or that cannot be scored, is a failed row with the
+    reason; the others are scored. `on_start` receives the result before the first image: its rows
+    grow as images finish, so a caller still holds the finished work if the run is interrupted.
     """
     from ..model.inference import DepthPredictor, DepthRequest
 
@@ -265,50 +376,74 @@ def evaluate_dataset(
         raise DatasetError(f"batch size {batch_size}: must be at least 1")
     total = len(dataset)
     subset = dataset.select(range(min(limit, total))) if limit is not None else dataset
-    policy = network_size_policy(model, protocol)
-    predictor = DepthPredictor(model, batch_size=batch_size, size=policy, domain=protocol.domain, flip_tta=flip_tta)
-    rows: list[tuple[int, ImageResult]] = []
-    started = time.perf_counter()
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    bar = _progress_bar(len(subset), dataset.name, progress)
-    requests = (
-        DepthRequest(item["photo"], item["caption"], output_size=_output_size(item), tag=item, name=f"{dataset.name} '{item['key']}'")
-        for item in _iterate(_Prepared(subset, protocol, caption_line, policy), num_workers)
-    )
-    try:
-        for result in predictor.stream(requests):
-            if result.prediction is None:
-                raise result.exception or DatasetError(result.error)
-            item, pred = result.request.tag, result.depth
-            nonfinite = int(np.count_nonzero(~np.isfinite(pred)))
-            window = item["window"]
-            if window is not None:  # outside the benchmark window there is no prediction
-                canvas = np.full(item["depth"].shape, np.nan, dtype=np.float32)
-                canvas[window] = pred
-                pred = canvas
-            rows.append((item["index"], _score(item, pred, protocol, nonfinite)))
-            _save_outputs(item, pred, protocol, item["index"], predictions_dir, previews_dir, preview_every)
-            bar.update(1)
-    finally:
-        bar.close()
-        for module, training in modes.items():
-            module.training = training
-    rows = [row for _, row in sorted(rows, key=lambda pair: pair[0])]
-    return DatasetResult(
+    result = DatasetResult(
         dataset=dataset.name,
         title=dataset.title,
         kind=dataset.kind,
         split=dataset.split,
         root=str(dataset.root),
         protocol=protocol,
-        rows=rows,
+        rows=[],
         total=total,
-        seconds=time.perf_counter() - started,
         captions=dataset.captions_source.description,
         notes=[*dataset.notes, *([dataset.captions_source.notice] if dataset.captions_source.notice else [])],
         flip_tta=flip_tta,
+        planned=len(subset),
     )
+    if on_start is not None:
+        on_start(result)
+    rows = result.rows
+    # The inference core batches by network size, caches captions, halves batches on
+    # out-of-memory, resizes to the ground truth and converts to metres; crops, ranges and the
+    # flip-TTA choice are this protocol's.
+    policy = network_size_policy(model, protocol)
+    predictor = DepthPredictor(model, batch_size=batch_size, size=policy, domain=protocol.domain, flip_tta=flip_tta)
+    started = time.perf_counter()
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    bar = _progress_bar(len(subset), dataset.name, progress)
+
+    def requests() -> Iterator[DepthRequest]:
+        for item in _iterate(_Prepared(subset, protocol, caption_line, policy), num_workers):
+            if "error" in item:
+                rows.append(ImageResult.failure(item["key"], item["error"], item["index"]))
+                bar.update(1)
+                continue
+            yield DepthRequest(item["photo"], item["caption"], _output_size(item), tag=item, name=f"{dataset.name} '{item['key']}'")
+
+    def score(item: dict, pred: np.ndarray) -> None:
+        nonfinite = int(np.count_nonzero(~np.isfinite(pred)))
+        window = item["window"]
+        if window is not None:  # outside the benchmark window there is no prediction
+            canvas = np.full(item["depth"].shape, np.nan, dtype=np.float32)
+            canvas[window] = pred
+            pred = canvas
+        try:
+            scored = _score(item, pred, protocol, nonfinite)
+        except Exception as exc:  # noqa: BLE001 - e.g. a ground truth of another size: this image's
+            rows.append(ImageResult.failure(item["key"], _describe(exc), item["index"], item["caption"]))
+            return
+        rows.append(scored)
+        _save_outputs(item, pred, protocol, item["index"], predictions_dir, previews_dir, preview_every)
+
+    try:
+        for done in predictor.stream(requests()):
+            item = done.request.tag
+            if done.prediction is None:  # the model failed on it (even alone, if out of memory)
+                rows.append(ImageResult.failure(item["key"], done.error, item["index"], item["caption"]))
+            else:
+                score(item, done.depth)
+            bar.update(1)
+    except BaseException:
+        result.interrupted = True
+        raise
+    finally:
+        bar.close()
+        for module, training in modes.items():
+            module.training = training
+        rows.sort(key=lambda row: row.index)  # failures are recorded as met, batches when they run
+        result.seconds = time.perf_counter() - started
+    return result
 
 
 def _score(item: dict, pred: np.ndarray, protocol: EvalProtocol, nonfinite: int) -> ImageResult:
@@ -326,6 +461,8 @@ def _score(item: dict, pred: np.ndarray, protocol: EvalProtocol, nonfinite: int)
         valid_pixels=pixels,
         metrics=metrics,
         nonfinite_prediction_pixels=nonfinite,
+        notes=dict(item.get("notes", {})),
+        index=item["index"],
     )
 
 

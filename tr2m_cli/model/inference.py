@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..io.images import DEFAULT_MAX_PIXELS
 from .preprocess import ImageLike, SizePolicy, as_size_policy, normalize_and_resize, resize_to, to_float_tensor
 
 if TYPE_CHECKING:
@@ -114,14 +115,16 @@ def prepare_photo(
     *,
     keep_rgb: bool = False,
     big_photo_slots: threading.Semaphore | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> NetworkInput:
     """Any photo tr2m accepts (a path, a PIL image, an HxWx3 / HxW array, a [3, H, W] tensor) →
     its network input under the one decode policy (module docstring, step 1).
 
     `keep_rgb` keeps the 8-bit photo the input was made from (reduced as above), e.g. for point
-    cloud colours. Unreadable files raise InputError naming the file."""
+    cloud colours. Files that are unreadable, not regular files, or over `max_pixels` (None: no
+    limit) raise InputError naming the file."""
     if isinstance(image, (str, Path)):
-        return _read_file(Path(image), policy, keep_rgb, big_photo_slots)
+        return _read_file(Path(image), policy, keep_rgb, big_photo_slots, max_pixels)
     if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image, without importing PIL
         from ..io.images import pil_to_rgb
         from ..io.intrinsics import exif_focal_35mm
@@ -181,15 +184,13 @@ def _from_rgb8(rgb: np.ndarray, policy: SizePolicy, keep_rgb: bool, size: tuple[
 
 
 def _read_file(
-    path: Path, policy: SizePolicy, keep_rgb: bool, big_photo_slots: threading.Semaphore | None
+    path: Path, policy: SizePolicy, keep_rgb: bool, big_photo_slots: threading.Semaphore | None, max_pixels: int | None
 ) -> NetworkInput:
-    from PIL import Image
-
-    from ..io.images import image_errors, pil_to_rgb
+    from ..io.images import open_image, pil_to_rgb
     from ..io.intrinsics import exif_focal_35mm
 
     with contextlib.ExitStack() as big_photo_slot:  # held until the full-size copy is reduced
-        with image_errors(path), Image.open(path) as pil:
+        with open_image(path, max_pixels=max_pixels) as pil:
             stored_width, stored_height = pil.size
             try:
                 orientation = int(pil.getexif().get(EXIF_ORIENTATION, 1))
