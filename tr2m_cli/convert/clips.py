@@ -208,8 +208,8 @@ class ClipConverter:
                     self.run.progress.error(record.get("error") or record["input"])
 
     def convert_clip(self, work: ClipWork) -> dict[str, Any]:
+        from ..model.inference import DepthPredictor
         from ..sequences.engine import ClipSmoother, run_clip
-        from ..sequences.inference import clip_predictor
         from ..sequences.scenes import SceneCutDetector
 
         options, started = self.options, time.perf_counter()
@@ -241,7 +241,10 @@ class ClipConverter:
         detector = SceneCutDetector() if stabilize else None
         resume_after = self._restore(state, smoother, detector, done) if stabilize else -1
         state.resumed_after = resume_after
-        predictor = clip_predictor(self.tr2m, batch_size=self.batch_size, size=options.size, domain=options.domain, adjust=smoother, times=self.run.times)
+        predictor = DepthPredictor(
+            self.tr2m, batch_size=self.batch_size, size=options.size, domain=options.domain, adjust=smoother,
+            times=self.run.times, stage_timing=options.stage_timing,
+        )  # fmt: skip
         wanted = (lambda i: i > resume_after) if stabilize else (lambda i: not done(i))
         cloud_grid = None
         if "ply" in options.outputs:

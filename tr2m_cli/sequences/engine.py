@@ -148,7 +148,7 @@ def run_clip(
     ClipSmoother as its `adjust` hook to smooth). `keep(index)`: whether the frame's outputs are
     wanted (else it only carries the smoothing on). Raises the source's FrameReadError once
     every frame before it has been handed back."""
-    from .inference import DepthRequest
+    from ..model.inference import DepthRequest
 
     passed: collections.deque[FrameResult] = collections.deque()
     stopped: list[FrameReadError] = []
@@ -163,7 +163,9 @@ def run_clip(
             scene_state = detector.state() if detector is not None else None
             colors = None
             if cloud_grid is not None:
-                colors = _grid_colors(frame.rgb, cloud_grid(*frame.size))
+                from ..convert.decode import grid_colors  # a photo's cloud colours, the same way
+
+                colors = grid_colors(frame.rgb, cloud_grid(*frame.size))
             photo = predictor.prepare(frame.rgb)
             frame.rgb = None  # the network input holds what the model needs
             item = ClipFrame(frame, cut, keep(frame.index) if keep else True, colors, time.perf_counter() - start, scene_state)
@@ -197,12 +199,3 @@ def run_clip(
     if stopped:
         raise stopped[0]
 
-
-def _grid_colors(rgb: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """The frame's colours on the point cloud's grid (box-averaged, as convert does for photos)."""
-    from PIL import Image
-
-    if rgb.shape[:2] == tuple(grid):
-        return rgb
-    smaller = grid[0] <= rgb.shape[0] and grid[1] <= rgb.shape[1]
-    return np.asarray(Image.fromarray(rgb).resize(grid[::-1], Image.BOX if smaller else Image.BILINEAR))

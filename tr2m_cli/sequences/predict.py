@@ -97,8 +97,8 @@ def predict_video(
     `smoothing` ("0.5s", or 15 frames), reset at scene cuts when `scene_cuts`. A damaged video
     raises FrameReadError after the frames before the damage have been yielded; an unreadable
     frame of a folder raises InputError."""
+    from ..model.inference import DepthPredictor
     from .engine import ClipSmoother, run_clip
-    from .inference import clip_predictor
     from .scenes import SceneCutDetector
     from .sources import ClipOptions, open_clip
     from .stabilize import StabilizeOptions
@@ -115,7 +115,7 @@ def predict_video(
     else:
         raw, clip_fps, name, has_times = frames_from_images(clip, fps), fps, "frames", False
     smoother = ClipSmoother(options, clip_fps, has_times) if stabilize else None
-    predictor = clip_predictor(model, batch_size=batch_size, size=size, domain=domain, return_maps=return_maps, adjust=smoother)
+    predictor = DepthPredictor(model, batch_size=batch_size, size=size, domain=domain, return_maps=return_maps, adjust=smoother)
     detector = SceneCutDetector() if stabilize and scene_cuts else None
     frames = load_frames(select_frames(raw, selection, clip_fps, name))
     for result in run_clip(predictor, frames, lambda index: caption, name=name, detector=detector):
