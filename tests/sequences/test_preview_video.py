@@ -91,3 +91,19 @@ def test_a_failed_render_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         render_preview_video(dest, frames, fps=10)
     assert not dest.exists() and not list(tmp_path.glob(".tr2m-tmp-*"))
+
+
+def test_frames_whose_copy_is_gone_are_read_from_their_depth_files(tmp_path):
+    reads = []
+
+    def from_disk(index):
+        reads.append(index)
+        return np.full((48, 64), 3.0, np.float32)
+
+    frames = PreviewFrames(tmp_path, fallback=from_disk, has_fallback=lambda index: index == 5, times={5: 0.5}.get)
+    assert frames.has(5) and not frames.has(6) and reads == []  # asking is cheap
+    frames.add(6, 0.6, np.full((48, 64), 1.0, np.float32))
+    depth, time = frames.load(5)
+    assert reads == [5] and time == 0.5 and np.allclose(depth, 3.0)
+    render_preview_video(tmp_path / "v.mp4", frames, fps=10, indices=[5, 6])
+    assert [t for t, _ in _decoded(tmp_path / "v.mp4")] == pytest.approx([0.5, 0.6], abs=2e-3)

@@ -234,7 +234,12 @@ class ClipConverter:
         state = _ClipState(clip, caption, scenes, layout, frames_log, work.frame_fingerprint, work.frame_settings)
         if layout.preview:
             times = {r.get("frame"): r.get("time_s") for r in frames_log.previous.values()}
-            state.preview = PreviewFrames(layout.folder, fallback=lambda index: self._depth_on_disk(layout, index), times=times.get)
+            state.preview = PreviewFrames(
+                layout.folder,
+                fallback=lambda index: self._depth_on_disk(layout, index),
+                has_fallback=lambda index: any(p.is_file() for k, p in layout.frame_paths(index).items() if k != "ply"),
+                times=times.get,
+            )
         done = self._done_test(state)
         stabilize = options.stabilize.enabled
         smoother = ClipSmoother(options.stabilize, source.fps, source.kind != "frames", checkpoints=True) if stabilize else None

@@ -19,9 +19,11 @@ from pathlib import Path, PurePosixPath
 
 from ..io.own_files import OUTPUT_SUFFIXES
 
-# Every per-photo kind is written per frame, except the preview (a clip has its video) and the
+# The per-photo kinds written per frame (by convert.writing.write_depth_files, which photos share;
+# a new kind joins here once it writes it). Not the PNG preview (a clip has its video), nor the
 # intrinsics (one camera per clip: in clip.json).
-FRAME_SUFFIXES = {k: v for k, v in OUTPUT_SUFFIXES.items() if k not in ("preview", "intrinsics", "preview_video")}
+FRAME_KINDS = ("tiff", "ply", "npy", "png16")
+FRAME_SUFFIXES = {kind: OUTPUT_SUFFIXES[kind] for kind in FRAME_KINDS}
 PREVIEW_VIDEO_SUFFIX = OUTPUT_SUFFIXES["preview_video"]
 CLIP_RECORD = "clip.json"
 FRAMES_MANIFEST = "frames.jsonl"

@@ -46,18 +46,21 @@ class PreviewFrames:
     """The depth of a clip's frames at preview size, on disk until the video is written.
 
     `fallback(index)`: a frame's full depth from elsewhere (its depth file), for frames whose
-    preview-size copy was removed after an earlier video was written; None when it has none."""
+    preview-size copy was removed after an earlier video was written; None when it has none.
+    `has_fallback(index)`: whether it has one, cheaply (without reading it)."""
 
     def __init__(
         self,
         clip_dir: str | Path,
         max_side: int = PREVIEW_MAX_SIDE,
         fallback: Callable[[int], np.ndarray | None] | None = None,
+        has_fallback: Callable[[int], bool] | None = None,
         times: Callable[[int], float | None] | None = None,
     ) -> None:
         self.folder = Path(clip_dir) / FRAMES_FOLDER
         self.max_side = max_side
         self.fallback = fallback
+        self.has_fallback = has_fallback
         self.times = times  # a frame's time, for frames read through the fallback
 
     def _path(self, index: int) -> Path:
@@ -86,7 +89,7 @@ class PreviewFrames:
 
     def has(self, index: int) -> bool:
         """Whether the video can show frame `index` (its copy here, or a fallback)."""
-        return self._path(index).is_file() or (self.fallback is not None and self.fallback(index) is not None)
+        return self._path(index).is_file() or (self.has_fallback is not None and self.has_fallback(index))
 
     def load(self, index: int) -> tuple[np.ndarray, float | None]:
         if not self._path(index).is_file() and self.fallback is not None:
