@@ -80,7 +80,9 @@ class PreviewFrames:
         """Keep frame `index`'s depth (metres, any size) at preview size, atomically."""
         small = self.small(depth)
         with atomic_path(self._path(index), fsync=False) as temp, open(temp, "wb") as handle:
-            np.savez(handle, depth=small.astype(np.float16), time=np.float64(np.nan if time_s is None else time_s))
+            # float16 tops out at 65 504 m: farther is beyond any colour range anyway
+            kept = np.minimum(small, np.finfo(np.float16).max).astype(np.float16)
+            np.savez(handle, depth=kept, time=np.float64(np.nan if time_s is None else time_s))
 
     def indices(self) -> list[int]:
         if not self.folder.is_dir():
