@@ -90,6 +90,8 @@ def throughput(model, args, scratch: Path) -> dict[str, float]:
             frames_done = summary.converted + (summary.clips.frames if summary.clips else 0)
             assert frames_done == args.frames, summary.line()
             rate = frames_done / (summary.elapsed_s - summary.setup_s)
+            if args.verbose:
+                print(f"  {name}: {rate:.2f} frames/s, seconds per stage {summary.stage_seconds}")
             best[name] = max(best.get(name, 0.0), rate)
     return best
 
@@ -130,6 +132,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-flicker", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print every run's time per stage")
     args = parser.parse_args()
     models = load(args)
     with tempfile.TemporaryDirectory() as scratch:
