@@ -112,6 +112,20 @@ class Intrinsics:
             detail=self.detail,
         )
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "intrinsics") -> "Intrinsics":
+        """Back from `to_json` (an .intrinsics.json file, the TIFF's or EXR's metadata)."""
+        try:
+            return cls(
+                *(float(data[k]) for k in ("fx", "fy", "cx", "cy")),
+                int(data["width"]),
+                int(data["height"]),
+                str(data.get("source", "file")),
+                str(data.get("detail", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: not tr2m intrinsics (needs fx, fy, cx, cy, width, height): {exc}") from None
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["matrix"] = [[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]]
