@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DisplayError, InputError
-from .io.pointcloud import PointCloudOptions, cloud_stride, grid_shape, make_point_cloud
+from .io.pointcloud import PointCloudOptions, cloud_stride, colours_on_grid, make_point_cloud
 
 DEPTH_SUFFIXES = (".tiff", ".tif", ".exr", ".npy")
 GEOMETRY_SUFFIXES = (".ply", ".obj", ".glb", ".gltf")
@@ -115,8 +115,6 @@ def depth_cloud(
     path: str | Path, photo: str | Path | None = None, options: PointCloudOptions = PointCloudOptions()
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(points [N, 3] metres, colours [N, 3] uint8, what coloured them) of a depth file."""
-    from PIL import Image
-
     from .io.images import read_rgb
     from .io.preview import colorize, preview_range
 
@@ -128,13 +126,12 @@ def depth_cloud(
     height, width = depth.shape
     intrinsics = _intrinsics_for(path, metadata, height, width)
     stride = cloud_stride(height, width, options)
-    grid = grid_shape(height, width, stride)
     photo = Path(photo) if photo is not None else photo_from_manifest(path)
     if photo is not None:
         rgb = read_rgb(photo)
         if rgb.shape[:2] != (height, width):
             raise InputError(f"{photo}: is {rgb.shape[1]}×{rgb.shape[0]} but the depth map {width}×{height}")
-        colours, coloured_by = np.asarray(Image.fromarray(rgb).resize(grid[::-1], Image.BOX)), str(photo)
+        colours, coloured_by = colours_on_grid(rgb, depth.shape, options), str(photo)
     else:
         colours = colorize(depth[::stride, ::stride], *preview_range(depth))
         coloured_by = "depth (no photo found)"

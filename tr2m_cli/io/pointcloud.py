@@ -49,6 +49,8 @@ class PointCloudOptions:
     voxel_size: float | None = None  # metres
     max_points: int = DEFAULT_MAX_POINTS
     edge_angle_deg: float = DEFAULT_EDGE_ANGLE_DEG  # 0 keeps flying pixels
+    remove_outliers: bool = False  # statistical outlier removal (Open3D, the `3d` extra)
+    normals: bool = False  # write normals, oriented towards the camera (Open3D)
 
     def __post_init__(self) -> None:
         if self.max_depth is not None and not self.max_depth > 0:
@@ -165,7 +167,21 @@ def make_point_cloud(
     if len(points) > options.max_points:
         chosen = np.linspace(0, len(points) - 1, options.max_points).round().astype(np.int64)
         points, point_colors = points[chosen], point_colors[chosen]
+    if options.remove_outliers:  # last: its neighbour searches cost time per point kept
+        points, point_colors = remove_statistical_outliers(points, point_colors)
     return points, point_colors
+
+
+def colours_on_grid(image: np.ndarray, depth_shape: tuple[int, int], options: PointCloudOptions) -> np.ndarray:
+    """A photo's colours [H, W, 3] uint8 (any size with the depth map's aspect) at the sampling
+    grid of a depth map of `depth_shape`: box-averaged, as convert decodes them."""
+    grid = grid_shape(*depth_shape, cloud_stride(*depth_shape, options))
+    image = np.asarray(image)
+    if image.shape[:2] == grid:
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize(grid[::-1], Image.BOX))
 
 
 NORMAL_NEIGHBOURS = 30  # points in the plane fit of each normal (Open3D's KNN search)
