@@ -135,7 +135,7 @@ def test_glb_is_valid_gltf_with_the_scene_in_front_of_the_viewer():
     # An empty mesh is still a valid file (an empty scene).
     empty = make_mesh(np.full((4, 4), np.nan, np.float32), photo_colours(4, 4), camera(4, 4))
     gltf, binary = read_glb(glb_bytes(empty))
-    assert gltf["scenes"] == [{"nodes": []}] and binary == b""
+    assert gltf["scenes"] == [{}] and binary == b""
 
 
 def test_glb_ply_and_obj_open_in_open3d_in_metres_with_their_colours(tmp_path, open3d):

@@ -210,7 +210,7 @@ def glb_bytes(mesh: Mesh, comments: tuple[str, ...] = ()) -> bytes:
             },
         },
         "scene": 0,
-        "scenes": [{"nodes": []}],
+        "scenes": [{}],  # nothing to draw (glTF allows no empty list of nodes)
     }
     if len(mesh.vertices) == 0:
         return _glb_container(gltf, b"")
