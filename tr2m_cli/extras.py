@@ -6,8 +6,8 @@ without its extra is one line naming the extra to install, never a traceback.
 
 | extra      | brings                          | for                                             |
 |------------|---------------------------------|-------------------------------------------------|
-| `3d`       | open3d (+ libusb-package)       | normals, mesh simplification, outlier removal,  |
-|            |                                 | `tr2m view`                                     |
+| `3d`       | open3d (+ libusb-package),      | normals, outlier removal, `tr2m view`; mesh     |
+|            | fast-simplification             | simplification                                  |
 | `exr`      | OpenEXR                         | `--outputs exr`, `save_exr`                     |
 | `hypersim` | h5py                            | reading HyperSim depth (`tr2m eval --zero-shot`)|
 """

@@ -184,7 +184,7 @@ def colours_on_grid(image: np.ndarray, depth_shape: tuple[int, int], options: Po
     return np.asarray(Image.fromarray(image).resize(grid[::-1], Image.BOX))
 
 
-NORMAL_NEIGHBOURS = 30  # points in the plane fit of each normal (Open3D's KNN search)
+NORMAL_NEIGHBOURS = 16  # points in the plane fit of each normal (Open3D's KNN search)
 OUTLIER_NEIGHBOURS = 20
 OUTLIER_STD_RATIO = 2.0
 
