@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .options import batch_size_option, captioner_option, device_option, precision_option, quiet_option
+from .options import batch_size_option, captioner_option, device_option, precision_option, quiet_option, workers_option
+from .types import interruptible, job_exit
 
 EPILOG = """\b
 Captions go where `tr2m convert` finds them:
@@ -17,8 +18,11 @@ Captions go where `tr2m convert` finds them:
   --out F.jsonl      one {"image", "caption"} per line; with --shard K/N each machine
                      writes F-K-of-N.jsonl, and `cat` joins them
 A photo that already has a caption (there, or a <stem>.txt beside it) is skipped, so a rerun
-resumes; --overwrite makes new ones. Captioners: `tr2m weights list`. Exit status: 0 all done,
-1 some photos failed, 2 usage or setup error.
+resumes; --overwrite makes new ones (a captions file gets the others' captions copied in, so it
+is complete). Several runs may write one captions file at once; none loses captions. A summary
+goes beside the captions (F.summary.json, D/summary.json, tr2m-caption-summary.json).
+Captioners: `tr2m weights list`. Exit status: 0 all done, 1 some photos failed, 2 usage or setup
+error, 130/143 stopped by Ctrl-C/SIGTERM (captions made so far are saved).
 """
 
 
@@ -34,10 +38,11 @@ resumes; --overwrite makes new ones. Captioners: `tr2m weights list`. Exit statu
 @precision_option
 @batch_size_option
 @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Longest caption, in tokens [default: the captioner's].")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Photo decoding threads.")
+@workers_option("2", default=2)
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone.")
 @quiet_option
 def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existing, device, precision, batch_size,
-            max_new_tokens, workers, quiet) -> None:  # fmt: skip
+            max_new_tokens, workers, max_megapixels, quiet) -> None:  # fmt: skip
     """Write a caption for each photo in PHOTOS (files, folders, @list.txt) that has none.
 
     \b
@@ -59,13 +64,9 @@ def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existin
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
         decode_workers=workers,
+        max_pixels=int(max_megapixels * 1e6),
         progress=not quiet,
     )
-    try:
+    with interruptible("captions made so far are saved; run the same command again to go on"):
         summary = caption_photos(list(inputs), options, captioner=captioner)
-    except KeyboardInterrupt:
-        click.echo("tr2m: interrupted: captions written so far are kept; run the same command again to go on", err=True)
-        click.get_current_context().exit(130)
-    if not quiet:
-        click.echo(summary.line())
-    click.get_current_context().exit(summary.exit_code)
+    job_exit(summary, quiet=quiet)

@@ -39,6 +39,32 @@ captioner_option = click.option(
 )
 
 
+def size_option(function):
+    """`--size HxW` in every command that runs the network: the network input size in pixels,
+    multiples of 14 (the paper's is 434x560). Eval and train keep `--input-size` as a hidden,
+    deprecated spelling."""
+    from .types import SIZE
+
+    return click.option(
+        "--size", type=SIZE, metavar="HxW", help="Fixed network input size, multiples of 14 (the paper's: 434x560)."
+    )(function)
+
+
+def workers_option(default_text: str, *, default: int | None = None):
+    """`--workers N` means the same in every command: how many background workers read photos
+    (threads in convert and caption, where decoding releases the GIL; data-loading processes in
+    eval and train); 0 reads them in the main process."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=0),
+        default=default,
+        show_default=default is not None,
+        help=f"Background workers reading photos; 0: in the main process [default: {default_text}]."
+        if default is None
+        else "Background workers reading photos; 0: in the main process.",
+    )
+
+
 # --<name>-root for each dataset, as `tr2m eval` and `tr2m train` both take them (and as the
 # "pass its root (--nyu-root DIR)" errors of tr2m_cli.data name them). The values arrive as
 # keyword arguments `<name>_root`; `dataset_roots(kwargs)` collects them by dataset name.

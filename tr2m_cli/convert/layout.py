@@ -13,18 +13,12 @@ Every kind ends in its own two-part suffix, so names never collide between kinds
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..io.inputs import InputImage
+from ..io.own_files import OUTPUT_SUFFIXES, is_output_name
 
-SUFFIXES = {
-    "tiff": ".depth.tiff",
-    "preview": ".preview.png",
-    "ply": ".points.ply",
-    "npy": ".depth.npy",
-    "png16": ".depth16.png",
-    "intrinsics": ".intrinsics.json",
-}
+SUFFIXES = OUTPUT_SUFFIXES  # one table for the writer and the walker that must never read them back
 
 
 class OutputLayout:
@@ -35,6 +29,10 @@ class OutputLayout:
     def paths(self, image: InputImage) -> dict[str, Path]:
         base = self.out_dir / image.output_stem.as_posix()
         return {kind: base.with_name(base.name + SUFFIXES[kind]) for kind in self.kinds}
+
+    def folder(self, image: InputImage) -> PurePosixPath:
+        """The photo's output folder, relative to the output folder."""
+        return image.output_stem.parent
 
     def is_complete(self, image: InputImage) -> bool:
         """Every requested output exists (writes are atomic, so existing means complete)."""
@@ -50,4 +48,4 @@ class OutputLayout:
             Path(path).relative_to(self.out_dir)
         except ValueError:
             return False
-        return Path(path).name.endswith(tuple(SUFFIXES.values()))
+        return is_output_name(Path(path).name)

@@ -27,13 +27,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import InputError
+from .files import read_capped, read_head
 from .inputs import InputImage
 from .photo_keys import IMAGE_FIELDS, find_key, lookup_keys, match_keys, normalise_key
+
+# Caption text files hold a line or a few (the paper's trees: several captions per photo); more
+# than this is not a caption file (a log, a link to /dev/zero) and is not read.
+CAPTION_TEXT_LIMIT = 64 << 10
+CAPTION_FILE_LIMIT = 512 << 20  # --caption-file: a million photos' captions is ~200 MB
 
 DOMAIN_CAPTIONS: Mapping[str, str] = {
     "indoor": "An indoor scene of a room with furniture and everyday objects.",
@@ -43,6 +50,7 @@ DOMAIN_CAPTIONS: Mapping[str, str] = {
 }
 DOMAINS = tuple(DOMAIN_CAPTIONS)
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
 CAPTION_FIELDS = ("caption", "captions", "text")
 
 
@@ -86,9 +94,15 @@ class CaptionFallback:
     generate: Callable[[Sequence[InputImage]], Sequence[str | None]]
 
 
+def _valid_text(text: str) -> str:
+    """Text that encodes as UTF-8: bytes that were not UTF-8 (kept by Python as lone surrogates,
+    from command-line arguments or JSON escapes) become U+FFFD, as any decoder shows them."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def clean_caption(text: Any) -> str:
-    """One line, single spaces."""
-    return " ".join(str(text).split())
+    """One line, single spaces, valid Unicode."""
+    return " ".join(_valid_text(str(text)).split())
 
 
 def sidecar_path(image: InputImage) -> Path:
@@ -105,13 +119,16 @@ def caption_root_path(image: InputImage, caption_root: str | Path) -> Path:
 def read_caption_lines(path: Path) -> list[str] | None:
     """Every non-empty line of a caption text file (a sidecar, or a file of the paper's caption
     trees, which hold several captions per image), cleaned; None when the file does not exist.
-    UTF-8 (with or without a BOM), else Latin-1."""
+    UTF-8 (with or without a BOM), else Latin-1. Only regular files are read, of at most
+    CAPTION_TEXT_LIMIT bytes (a FIFO or a link to /dev/zero is an InputError, not a hang)."""
     try:
-        data = Path(path).read_bytes()
+        data, more = read_head(path, CAPTION_TEXT_LIMIT)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise InputError(f"{path}: cannot read the caption ({exc.strerror or exc})") from None
+    if more:
+        raise InputError(f"{path}: larger than {CAPTION_TEXT_LIMIT >> 10} KiB: not a caption file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -277,8 +294,10 @@ def read_caption_file(path: str | Path, *, lines_allowed: bool = False) -> Capti
     returned in `lines` when `lines_allowed` (the caller pairs them in its own documented order),
     an error otherwise. Any problem is one InputError naming the file and the place."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a caption file (did you mean --caption-root?)")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_capped(path, CAPTION_FILE_LIMIT, "the caption file").decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such caption file") from None
     except IsADirectoryError:
@@ -345,6 +364,7 @@ class CaptionResolver:
         self.table: dict[str, str] = {}
         self._file_keys: dict[Path, str] = {}
         self._used_keys: set[str] = set()
+        self.problems: list[str] = []  # caption files that could not be read (FIFOs, too big): skipped
         if rules.caption_file is not None:
             self.table = load_caption_file(rules.caption_file)
             self._file_keys = self._match_file_keys(list(images))
@@ -377,7 +397,11 @@ class CaptionResolver:
         if rules.sidecars:
             text_files += [("sidecar", p) for p in _text_file_candidates(image, sidecar_path(image))]
         for source, path in text_files:
-            text = read_first_line(path)
+            try:
+                text = read_first_line(path)
+            except InputError as exc:
+                self.problems.append(str(exc))
+                continue
             if text:
                 return Caption(text, source, str(path))
         return None
@@ -393,10 +417,17 @@ class CaptionResolver:
         """One photo's caption, or None when it has none (the fallback is asked too)."""
         return self.resolve_all([image])[0]
 
-    def resolve_all(self, images: Sequence[InputImage]) -> list[Caption | None]:
+    def resolve_all(
+        self,
+        images: Sequence[InputImage],
+        reuse: Callable[[InputImage], Caption | None] | None = None,
+    ) -> list[Caption | None]:
         """Captions for many photos; photos without a caption of their own go to the fallback
-        together, in one call."""
+        together, in one call. `reuse(image)` may give a caption the fallback made for it before
+        (a rerun need not caption again what it captioned last time)."""
         captions = [self._per_image(image) for image in images]
+        if reuse is not None and self.fallback is not None:
+            captions = [caption or reuse(image) for caption, image in zip(captions, images)]
         missing = [i for i, caption in enumerate(captions) if caption is None]
         if missing and self.fallback is not None:
             generated = list(self.fallback.generate([images[i] for i in missing]))

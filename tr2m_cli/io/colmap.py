@@ -120,9 +120,14 @@ def _read_images_txt(path: Path) -> dict[str, int]:
     return names
 
 
+COLMAP_TEXT_LIMIT = 1 << 30  # images.txt with every 2-D point of a large model
+
+
 def _text_lines(path: Path) -> list[str]:
+    from .files import read_capped
+
     try:
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return read_capped(path, COLMAP_TEXT_LIMIT, "the COLMAP file").decode("utf-8", "replace").splitlines()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
@@ -137,7 +142,9 @@ def _unpack(handle: BinaryIO, fmt: str, path: Path) -> tuple:
 
 def _read_cameras_bin(path: Path) -> dict[int, ColmapCamera]:
     cameras = {}
-    with open(path, "rb") as handle:
+    from .files import open_regular
+
+    with open_regular(path) as handle:
         (count,) = _unpack(handle, "<Q", path)
         for _ in range(count):
             camera_id, model_id, width, height = _unpack(handle, "<iiQQ", path)
@@ -150,8 +157,10 @@ def _read_cameras_bin(path: Path) -> dict[int, ColmapCamera]:
 
 
 def _read_images_bin(path: Path) -> dict[str, int]:
+    from .files import open_regular
+
     names = {}
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         (count,) = _unpack(handle, "<Q", path)
         for _ in range(count):
             _unpack(handle, "<I7d", path)  # image id, rotation quaternion, translation

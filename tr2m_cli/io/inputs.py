@@ -10,6 +10,11 @@ Rules (documented for users in the README):
   one of `IMAGE_SUFFIXES`, in any case. Other files, and hidden files and folders (names starting
   with "."; this skips macOS `._x.jpg` resource forks and our own temporaries), are ignored.
   A file named explicitly is ignored too when its suffix is not an image's, so `photos/*` works.
+- Nothing tr2m wrote is read back (`own_files`): files named like a tr2m output, and sub-folders
+  holding a tr2m run (its lock or manifest) other than `own_output`, are skipped.
+- Photos that cannot be read are skipped and reported (`Found.skipped`), never dropped in
+  silence: FIFOs, devices and sockets named like photos (reading a FIFO blocks forever), and
+  formats this installation cannot decode (HEIC without pillow-heif).
 - `@list.txt` holds one path per line (blank lines and `#` comments ignored): files or folders,
   relative to the list's own folder, else to the working directory.
 - Symbolic links are followed, but no real folder is walked twice, so a link to an ancestor
@@ -32,7 +37,11 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
 from ..errors import InputError
-from .images import IMAGE_SUFFIXES
+from .files import read_capped, regular_file_problem
+from .images import IMAGE_SUFFIXES, unsupported_reason
+from .own_files import holds_a_run, is_output_name
+
+LIST_FILE_LIMIT = 64 << 20  # an @list.txt of a million paths is ~60 MB
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ class Shard:
     def holds(self, key: str) -> bool:
         # A hash of the relative path, not the position in the list: a machine that sees a few
         # more or fewer files still agrees with the others about every file they share.
-        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
         return int.from_bytes(digest, "big") % self.count == self.index - 1
 
     def __str__(self) -> str:
@@ -103,11 +112,12 @@ def _absolute(path: Path) -> Path:
 
 def _read_list(list_file: Path) -> list[Path]:
     try:
-        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+        data = read_capped(list_file, LIST_FILE_LIMIT, "the list")
+        lines = data.decode("utf-8-sig", "surrogateescape").splitlines()
     except FileNotFoundError:
         raise InputError(f"@{list_file}: no such list file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"@{list_file}: cannot read the list ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"@{list_file}: cannot read the list ({exc.strerror or exc})") from None
     entries = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()
@@ -139,31 +149,89 @@ def _expand_arguments(inputs: Iterable[str | Path]) -> list[Path]:
     return expanded
 
 
-def _walk(folder: Path, recursive: bool, seen_dirs: set[tuple[int, int]]) -> Iterable[Path]:
-    try:
-        stat = folder.stat()
-    except OSError:
-        return
-    identity = (stat.st_dev, stat.st_ino)
-    if identity in seen_dirs:  # a link back to a folder already walked: no loop, no repeat
-        return
-    seen_dirs.add(identity)
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
+@dataclass(frozen=True)
+class Skipped:
+    """A file or folder found among the inputs and left out, and why (in words)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class Found:
+    images: list[InputImage]
+    skipped: list[Skipped]
+
+    def describe_skipped(self, limit: int = 3) -> str:
+        """'2 tr2m outputs, 1 FIFO (named pipe) (b.jpg)' — counts by reason, a few examples."""
+        by_reason: dict[str, list[Skipped]] = {}
+        for item in self.skipped:
+            by_reason.setdefault(item.reason, []).append(item)
+        parts = []
+        for reason, items in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            names = ", ".join(i.path.name for i in items[:limit]) + (", …" if len(items) > limit else "")
+            parts.append(f"{len(items)} {reason} ({names})")
+        return "; ".join(parts)
+
+
+class _Walk:
+    def __init__(self, recursive: bool, own_output: Path | None) -> None:
+        self.recursive = recursive
+        self.own_output = own_output
+        self.seen_dirs: set[tuple[int, int]] = set()
+        self.skipped: list[Skipped] = []
+
+    def photo(self, path: Path) -> bool:
+        """Whether a file with an image suffix is to be read (else it is recorded as skipped)."""
+        if is_output_name(path.name):
+            self.skipped.append(Skipped(path, "tr2m outputs"))
+            return False
+        problem = regular_file_problem(path)
+        if problem is not None and problem != "no such file" and problem != "broken symbolic link":
+            self.skipped.append(Skipped(path, "not regular files (a FIFO, device or socket hangs or floods a reader)"))
+            return False
+        reason = unsupported_reason(path)
+        if reason is not None:
+            self.skipped.append(Skipped(path, f"unreadable here: {reason}"))
+            return False
+        return True
+
+    def folder(self, folder: Path, top: bool = True) -> Iterable[Path]:
         try:
-            is_dir = entry.is_dir()  # follows links
+            stat = folder.stat()
         except OSError:
-            continue
-        if is_dir:
-            if recursive:
-                yield from _walk(Path(entry.path), recursive, seen_dirs)
-        elif is_image_name(entry.name):
-            yield Path(entry.path)
+            return
+        identity = (stat.st_dev, stat.st_ino)
+        if identity in self.seen_dirs:  # a link back to a folder already walked: no loop, no repeat
+            return
+        self.seen_dirs.add(identity)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+        if not top and not self._is_own_output(folder) and holds_a_run(folder, [e.name for e in entries]):
+            self.skipped.append(Skipped(folder, "folders holding another tr2m run's outputs"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                continue
+            if is_dir:
+                if self.recursive:
+                    yield from self.folder(Path(entry.path), top=False)
+            elif is_image_name(entry.name) and self.photo(Path(entry.path)):
+                yield Path(entry.path)
+
+    def _is_own_output(self, folder: Path) -> bool:
+        if self.own_output is None:
+            return False
+        try:
+            return os.path.samefile(folder, self.own_output)
+        except OSError:
+            return False
 
 
 def _assign_output_stems(relatives: Sequence[PurePosixPath]) -> list[PurePosixPath]:
@@ -186,21 +254,36 @@ def collect_images(
     *,
     recursive: bool = True,
     exclude: Callable[[Path], bool] | None = None,
+    own_output: str | Path | None = None,
 ) -> list[InputImage]:
-    """Every photo named by `inputs` (files, folders, `@list.txt`), sorted, each once.
+    """Every photo named by `inputs` (files, folders, `@list.txt`), sorted, each once (what
+    `find_photos` finds, without the list of what it skipped)."""
+    return find_photos(inputs, recursive=recursive, exclude=exclude, own_output=own_output).images
 
-    `exclude(path)` drops files a caller knows are not inputs (e.g. its own outputs). Raises
-    InputError for a missing input or an unreadable list or folder.
+
+def find_photos(
+    inputs: Sequence[str | Path],
+    *,
+    recursive: bool = True,
+    exclude: Callable[[Path], bool] | None = None,
+    own_output: str | Path | None = None,
+) -> Found:
+    """Every photo named by `inputs` (files, folders, `@list.txt`), sorted, each once, and what
+    was left out and why.
+
+    `exclude(path)` drops files a caller knows are not inputs. `own_output`: the output folder of
+    the run that asks, whose tr2m files are skipped by name rather than the folder as a whole.
+    Raises InputError for a missing input or an unreadable list or folder.
     """
     if not inputs:
         raise InputError("no inputs given: name photos, folders or @list.txt files")
     found: list[tuple[Path, Path]] = []  # (file, the folder argument it came from)
-    seen_dirs: set[tuple[int, int]] = set()
+    walk = _Walk(recursive, Path(own_output) if own_output is not None else None)
     for argument in _expand_arguments(inputs):
         argument = _absolute(argument)
         if argument.is_dir():
-            found.extend((path, argument) for path in _walk(argument, recursive, seen_dirs))
-        elif is_image_name(argument.name):
+            found.extend((path, argument) for path in walk.folder(argument))
+        elif is_image_name(argument.name) and walk.photo(argument):
             found.append((argument, argument.parent))
     unique: dict[Path, tuple[Path, Path]] = {}
     for path, input_root in found:
@@ -209,23 +292,22 @@ def collect_images(
         except OSError:
             identity = path
         unique.setdefault(identity, (_absolute(path), input_root))
-    if not unique:
-        return []
     pairs = list(unique.values())
     if exclude is not None:
         pairs = [(path, input_root) for path, input_root in pairs if not exclude(path)]
-        if not pairs:
-            return []
+    if not pairs:
+        return Found([], walk.skipped)
     root = Path(os.path.commonpath([str(input_root) for _, input_root in pairs]))
     entries = sorted(
         ((PurePosixPath(Path(os.path.relpath(path, root)).as_posix()), path, input_root) for path, input_root in pairs),
         key=lambda item: (item[0].as_posix(), str(item[1])),
     )
     stems = _assign_output_stems([relative for relative, _, _ in entries])
-    return [
+    images = [
         InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem)
         for (relative, path, input_root), stem in zip(entries, stems)
     ]
+    return Found(images, walk.skipped)
 
 
 def select_shard(images: Sequence[InputImage], shard: Shard | None) -> list[InputImage]:

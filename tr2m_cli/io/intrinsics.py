@@ -175,6 +175,8 @@ def resolve_intrinsics(
 
 ASPECT_TOLERANCE = 0.01  # a resized copy keeps its aspect ratio to within rounding
 SIDECAR_SUFFIX = ".camera.json"
+INTRINSICS_FILE_LIMIT = 512 << 20  # --intrinsics: a million photos' cameras is ~100 MB
+SIDECAR_LIMIT = 64 << 10  # one camera is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -302,13 +304,15 @@ def _keyed_record(record: Any, where: str) -> tuple[str, Any, str]:
 def load_intrinsics_file(path: str | Path) -> dict[str, CameraEntry]:
     """{normalised key: camera} from JSON, JSON Lines or CSV/TSV (columns image, fx, fy, cx, cy,
     optionally width, height); any problem is one InputError naming the file and the place."""
+    from .files import read_capped
+
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an intrinsics file (did you mean --colmap?)")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_capped(path, INTRINSICS_FILE_LIMIT, "the intrinsics file").decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such intrinsics file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not an intrinsics file (did you mean --colmap?)") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read the intrinsics file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
@@ -390,8 +394,12 @@ def sidecar_camera_paths(image: InputImage) -> list[Path]:
 
 
 def read_sidecar_camera(path: Path) -> CameraEntry | None:
+    """The camera in a sidecar, or None when there is none. Only regular files of at most
+    SIDECAR_LIMIT bytes are read (a FIFO or a link to /dev/zero is an InputError, not a hang)."""
+    from .files import read_capped
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_capped(path, SIDECAR_LIMIT, "the camera file").decode("utf-8-sig")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:

@@ -32,7 +32,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_path, write_bytes
+from .atomic import atomic_file, write_bytes
 from .intrinsics import Intrinsics
 from .pointcloud import PointCloudOptions, backproject, ply_header, ply_vertices, sample_depth, steep_edges
 
@@ -195,7 +195,7 @@ def _write_ply_mesh(path: Path, mesh: Mesh, comments: tuple[str, ...]) -> None:
     faces = np.empty(len(mesh.faces), dtype=np.dtype([("count", "u1"), ("corners", "<i4", (3,))]))
     faces["count"] = 3
     faces["corners"] = mesh.faces
-    with atomic_path(path) as temp, open(temp, "wb") as handle:
+    with atomic_file(path) as handle:
         handle.write(ply_header(vertices, comments, faces=len(faces)))
         handle.write(vertices.tobytes())
         handle.write(faces.tobytes())
@@ -217,7 +217,7 @@ def _write_obj(path: Path, mesh: Mesh, comments: tuple[str, ...]) -> None:
     header = ("\n".join(lines) + "\n" if lines else "").encode("utf-8", "replace")
     vertex_rows = np.concatenate([mesh.vertices, mesh.colors.astype(np.float32) / 255.0], axis=1)
     corners = np.repeat(mesh.faces + 1, 2, axis=1)  # OBJ counts from 1; v//vn pairs
-    with atomic_path(path) as temp, open(temp, "wb") as handle:
+    with atomic_file(path) as handle:
         handle.write(header)
         for part in _obj_lines("v %.6g %.6g %.6g %.4g %.4g %.4g\n", vertex_rows):
             handle.write(part)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_path
+from .atomic import atomic_file
 from .intrinsics import Intrinsics
 
 DEFAULT_MAX_POINTS = 1_000_000
@@ -265,6 +265,6 @@ def write_ply(
     """Binary little-endian PLY with float32 positions (and normals, when given) and uint8
     colours, written atomically."""
     vertices = ply_vertices(points, colors, normals)
-    with atomic_path(path) as temp, open(temp, "wb") as handle:
+    with atomic_file(path) as handle:
         handle.write(ply_header(vertices, comments))
         handle.write(vertices.tobytes())

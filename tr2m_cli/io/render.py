@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_path
+from .atomic import atomic_file
 from .intrinsics import Intrinsics
 from .pointcloud import PointCloudOptions, backproject, flying_pixels, sample_depth
 
@@ -151,5 +151,5 @@ def render_view(
 def write_render(path: str | Path, picture: np.ndarray) -> None:
     from PIL import Image
 
-    with atomic_path(path) as temp:
-        Image.fromarray(picture).save(temp, format="PNG", compress_level=3)
+    with atomic_file(path) as handle:
+        Image.fromarray(picture).save(handle, format="PNG", compress_level=3)
