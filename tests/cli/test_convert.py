@@ -133,7 +133,9 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path, tiny_model_dir):
     "args,message",
     [
         (["{missing}"], "missing.jpg: no such file or folder"),
-        (["{photo}", "--outputs", "tiff,exr"], "--outputs 'tiff,exr': choose from"),
+        (["{photo}", "--outputs", "tiff,stl"], "--outputs 'tiff,stl': choose from"),
+        (["{photo}", "--intrinsics", "{bad_json}"], "bad.json: not valid JSON"),
+        (["{photo}", "--colmap", "{missing}"], "missing.jpg: no such COLMAP model folder"),
         (["{photo}", "--shard", "4/3"], "shard 4/3"),
         (["{photo}", "--size", "100x100"], "multiples of 14"),
         (["{photo}", "--resolution", "300", "--size", "434x560"], "either --resolution or --size"),

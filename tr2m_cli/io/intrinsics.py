@@ -439,21 +439,40 @@ class CameraResolver:
             for _, origin, table, chosen in self.tables
         }
 
+    def _entry(self, image: InputImage) -> tuple[CameraEntry, str, str] | None:
+        """The per-photo camera for `image` (entry, source, where), or None to use the run-wide rules."""
+        for source, origin, table, chosen in self.tables:
+            key = chosen.get(image.path) or find_key(table, image)
+            if key is not None:
+                return table[key], source, f"{origin} [{key!r}]"
+        if self.options.sidecars:
+            for path in sidecar_camera_paths(image):
+                entry = read_sidecar_camera(path)
+                if entry is not None:
+                    return entry, "sidecar", str(path)
+        return None
+
+    def describe(self, image: InputImage) -> dict[str, Any] | None:
+        """The per-photo camera a file gives `image`, as data (for its fingerprint: a changed
+        entry makes its outputs stale); None when the run-wide rules apply."""
+        try:
+            found = self._entry(image)
+        except InputError as exc:
+            return {"error": str(exc)}
+        if found is None:
+            return None
+        entry, source, where = found
+        return {"source": source, "from": where, **asdict(entry)}
+
     def resolve(
         self, image: InputImage | None, height: int, width: int, exif_focal_mm: float | None = None
     ) -> Intrinsics:
         """Intrinsics for `image`, a `height` × `width` photo (None: only the run-wide rules)."""
         photo = image.key if image is not None else "the photo"
-        if image is not None:
-            for source, origin, table, chosen in self.tables:
-                key = chosen.get(image.path) or find_key(table, image)
-                if key is not None:
-                    return fit_camera(table[key], height, width, source, f"{origin} [{key!r}]", photo)
-            if self.options.sidecars:
-                for path in sidecar_camera_paths(image):
-                    entry = read_sidecar_camera(path)
-                    if entry is not None:
-                        return fit_camera(entry, height, width, "sidecar", str(path), photo)
+        found = self._entry(image) if image is not None else None
+        if found is not None:
+            entry, source, where = found
+            return fit_camera(entry, height, width, source, where, photo)
         intrinsics = resolve_intrinsics(height, width, self.options, exif_focal_mm)
         if not _principal_point_inside(intrinsics.cx, intrinsics.cy, width, height):
             raise InputError(
