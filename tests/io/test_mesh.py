@@ -186,7 +186,7 @@ def test_simplification_reaches_the_target_and_keeps_colours():
     colours[:, 40:] = (30, 30, 200)
     mesh = make_mesh(depth, colours, camera(), PointCloudOptions())
     simple = simplify_mesh(mesh, 500)
-    assert 0 < len(simple.faces) <= 500 and simple.faces.max() < len(simple.vertices)
+    assert 0.9 * 500 <= len(simple.faces) <= 1.05 * 500 and simple.faces.max() < len(simple.vertices)
     assert len(simple.vertices) < len(mesh.vertices) and len(simple.normals) == len(simple.vertices)
     # Vertices keep the colour of their side of the photo, and the surface stays where it was.
     # (vertices merged across the colour border blend the two, so compare the sides' means)

@@ -52,7 +52,7 @@ def test_normals_outliers_and_simplification_follow_the_options(tmp_path, result
     normals, points = np.asarray(cloud.normals), np.asarray(cloud.points)
     assert cloud.has_normals() and (np.einsum("ij,ij->i", normals, points) < 0).all()
     simple = tr2m_cli.save_mesh(tmp_path / "s.glb", result, target_triangles=200)
-    assert len(simple.faces) <= 200
+    assert 0.9 * 200 <= len(simple.faces) <= 1.05 * 200
 
 
 def test_arrays_work_without_a_prediction_and_photos_at_any_grid(tmp_path, result):
