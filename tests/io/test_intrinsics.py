@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 from PIL import Image
 
@@ -235,3 +237,21 @@ def test_sidecars_then_flags_then_exif_then_default_in_that_order(photos, tmp_pa
     write(photos / "street" / "c.camera.json", json.dumps(own))
     c = cameras(photos)["street/c.jpg"]
     assert (c.fx, c.cx, c.source) == (610.0, 319.5, "sidecar")
+
+
+def test_a_python_caller_gives_cameras_in_any_form():
+    from tr2m_cli.io.intrinsics import camera_for_photo
+
+    K = [[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]]
+    from_k = camera_for_photo(K, 480, 640)
+    assert (from_k.fx, from_k.cx, from_k.source) == (500.0, 319.5, "argument")
+    assert camera_for_photo(np.array(K), 480, 640) == from_k
+    half = camera_for_photo(from_k, 240, 320)  # an Intrinsics for 640×480, used on a half-size copy
+    assert (half.fx, half.cx, half.cy, half.width) == (250.0, 159.5, 119.5, 320)
+    assert camera_for_photo({"fx": 300}, 480, 640).cx == 319.5
+    assert camera_for_photo(None, 480, 640, exif_focal_mm=28).source == "exif"
+    assert camera_for_photo(CameraOptions(fov_deg=90), 480, 640).fx == pytest.approx(320.0)
+    with pytest.raises(InputError, match="3×3 K matrix"):
+        camera_for_photo("wide", 480, 640)
+    with pytest.raises(InputError, match="lies outside the 640×480"):
+        camera_for_photo([[500, 0, 900], [0, 500, 200], [0, 0, 1]], 480, 640)

@@ -77,3 +77,12 @@ def test_exr_equals_the_tiff(tmp_path, result):
     exr, metadata = read_depth_exr(tmp_path / "a.exr")
     assert np.array_equal(exr, read_depth_tiff(tmp_path / "a.tiff")[0])
     assert metadata["intrinsics"]["fx"] == 70.0
+
+
+def test_points_are_what_save_ply_writes(tmp_path, result):
+    from tr2m_cli.io.save import points
+
+    xyz, rgb = points(result, colors=True)
+    expected, expected_rgb = make_point_cloud(result.depth, result.image, result.intrinsics, PointCloudOptions())
+    assert np.array_equal(xyz, expected) and np.array_equal(rgb, expected_rgb)
+    assert points(result, options=PointCloudOptions(stride=2)).shape == (20 * 30 - 2 * 20, 3)  # less the edge pairs

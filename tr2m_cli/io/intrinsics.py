@@ -480,3 +480,37 @@ class CameraResolver:
                 f"{width}×{height} {photo}: give per-photo intrinsics with their image size (--intrinsics)"
             )
         return intrinsics
+
+
+def camera_for_photo(camera: Any, height: int, width: int, exif_focal_mm: float | None = None) -> Intrinsics:
+    """The intrinsics a Python caller means by `camera` for a `height` × `width` photo:
+
+    - None: the photo's EXIF focal length, else the default field of view;
+    - an Intrinsics (rescaled, by its width and height, when the photo's size differs);
+    - a 3×3 K matrix (array or nested lists) or a mapping as in an intrinsics file, in pixels of
+      this photo unless it says its width and height;
+    - CameraOptions: the run-wide rules (flags, field of view, EXIF, default).
+    """
+    if camera is None:
+        return resolve_intrinsics(height, width, CameraOptions(), exif_focal_mm)
+    if isinstance(camera, CameraOptions):
+        return resolve_intrinsics(height, width, camera, exif_focal_mm)
+    if isinstance(camera, Intrinsics):
+        entry = CameraEntry(camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height)
+        fitted = fit_camera(entry, height, width, camera.source, camera.detail or "intrinsics")
+        return fitted if (camera.width, camera.height) != (width, height) else camera
+    if isinstance(camera, Mapping):
+        return fit_camera(parse_camera_entry(camera, "intrinsics"), height, width, "argument", "intrinsics argument")
+    try:
+        import numpy as np
+
+        matrix = np.asarray(camera, dtype=np.float64)
+    except (TypeError, ValueError):
+        matrix = None
+    if matrix is None or matrix.shape != (3, 3):
+        raise InputError(
+            f"intrinsics of type {type(camera).__name__}: give an Intrinsics, a 3×3 K matrix, a mapping "
+            f"with fx fy cx cy, or CameraOptions"
+        )
+    entry = parse_camera_entry({"K": matrix.tolist()}, "intrinsics K")
+    return fit_camera(entry, height, width, "argument", "intrinsics argument (K)")

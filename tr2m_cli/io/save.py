@@ -147,3 +147,19 @@ def save_render(
     picture = render_view(photo.depth, grid_colours(photo, options), photo.intrinsics, options, render)
     write_render(path, picture)
     return picture
+
+
+def points(
+    source: Any,
+    *,
+    intrinsics: Intrinsics | None = None,
+    image: np.ndarray | None = None,
+    colors: bool = False,
+    options: PointCloudOptions = PointCloudOptions(),
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The point cloud of `source` in metres, camera frame: [N, 3] float32, and with
+    `colors=True` also its [N, 3] uint8 colours (grey without a photo). Edge-filtered, sampled
+    and cleaned by `options`, exactly as `save_ply` writes it."""
+    photo = as_photo_depth(source, intrinsics, image)
+    xyz, rgb = make_point_cloud(photo.depth, grid_colours(photo, options), photo.intrinsics, options)
+    return (xyz, rgb) if colors else xyz
