@@ -25,7 +25,15 @@ import numpy as np
 from .depth_files import DEPTH_QUANTITY, write_depth_tiff
 from .intrinsics import Intrinsics, resolve_intrinsics
 from .mesh import Mesh, make_mesh, simplify_mesh, write_mesh
-from .pointcloud import PointCloudOptions, colours_on_grid, estimate_normals, make_point_cloud, write_ply
+from .pointcloud import (
+    PointCloudOptions,
+    cloud_stride,
+    colours_on_grid,
+    estimate_normals,
+    grid_shape,
+    make_point_cloud,
+    write_ply,
+)
 from .render import RenderOptions, render_view, write_render
 
 GREY = 160
@@ -64,8 +72,6 @@ def as_photo_depth(source: Any, intrinsics: Intrinsics | None = None, image: np.
 def grid_colours(photo: PhotoDepth, options: PointCloudOptions) -> np.ndarray:
     """The photo's colours at the sampling grid (grey when there is no photo)."""
     if photo.image is None:
-        from .pointcloud import cloud_stride, grid_shape
-
         grid = grid_shape(*photo.depth.shape, cloud_stride(*photo.depth.shape, options))
         return np.full((*grid, 3), GREY, dtype=np.uint8)
     return colours_on_grid(photo.image, photo.depth.shape, options)
