@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -30,12 +31,60 @@ class Tr2mOutput:
 
 @dataclass
 class Prediction:
-    """One photo's result at its original size, as float32 numpy arrays."""
+    """One photo's result at its original size, as float32 numpy arrays. `intrinsics` is the
+    camera (`io.intrinsics.Intrinsics`, pixels of `depth`) and `image` the photo as uint8 RGB:
+    with them `points()` and the `tr2m_cli.save_*` helpers need nothing else."""
 
     depth: np.ndarray  # metres
     relative_depth: np.ndarray
     scale_map: np.ndarray
     shift_map: np.ndarray
+    intrinsics: Any = None
+    image: np.ndarray | None = None
+
+    def points(self, colors: bool = False, options: Any = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The point cloud in metres, camera frame (x right, y down, z forward): [N, 3] float32,
+        with `colors=True` also [N, 3] uint8 from the photo. Flying pixels at depth edges are
+        dropped, and `options` (`io.pointcloud.PointCloudOptions`: stride, max points, voxels,
+        outliers) applies, exactly as `tr2m_cli.save_ply` and `tr2m convert` write it."""
+        from ..io.pointcloud import PointCloudOptions
+        from ..io.save import points
+
+        return points(self, colors=colors, options=options or PointCloudOptions())
+
+
+def check_domain(spec: ModelSpec, domain: str | None) -> None:
+    """A domain the captions know or the model's folder names (`domain_units`); anything else is
+    a typo that would silently leave the units unconverted."""
+    from ..io.captions import DOMAINS
+
+    known = dict.fromkeys([*DOMAINS, *spec.domain_units])
+    if domain is not None and domain not in known:
+        raise InputError(f"domain {domain!r}: expected one of {', '.join(known)} (or None)")
+
+
+def _is_matrix(value: Any) -> bool:
+    """A 3×3 K given as nested lists (one camera), not a list of cameras."""
+    return len(value) == 3 and all(
+        isinstance(row, (list, tuple)) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row) for row in value
+    )
+
+
+def _exif_focal(image: Any) -> float | None:
+    """The EXIF 35 mm-equivalent focal length of a photo file or PIL image, else None."""
+    from ..io.intrinsics import exif_focal_35mm
+
+    if hasattr(image, "getexif"):
+        return exif_focal_35mm(image)
+    if isinstance(image, (str, Path)):
+        from PIL import Image
+
+        try:
+            with Image.open(image) as pil:
+                return exif_focal_35mm(pil)
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def as_size_policy(size: SizePolicy | int | tuple[int, int] | None, default: SizePolicy) -> SizePolicy:
@@ -155,39 +204,74 @@ class TR2M(nn.Module):
     def predict(
         self,
         image: ImageLike,
-        caption: str,
+        caption: str | Sequence[str],
         *,
         size: SizePolicy | int | tuple[int, int] | None = None,
         domain: str | None = None,
         return_maps: bool = False,
-    ) -> np.ndarray | Prediction:
-        """One photo (path, PIL image, HxWx3 array or [3, H, W] tensor) and its caption → metric
-        depth in metres as float32 [H, W] at the photo's own size.
+        intrinsics: Any = None,
+    ) -> np.ndarray | Prediction | list:
+        """One photo (path, PIL image, HxWx3 array — uint8, uint16, or floats in [0, 1] — or a
+        [3, H, W] tensor) and its caption → metric depth in metres as float32 [H, W] at the
+        photo's own size. A [B, 3, H, W] tensor is B photos: the result is a list of B (one
+        caption for all, or a list of B).
 
-        `size`: a token budget, a fixed (H, W) network size, or a SizePolicy. `domain`: say
-        "surgical" for colonoscopy scenes so models trained in millimetres there answer in metres.
+        `size`: a token budget, a fixed (H, W) network size, or a SizePolicy. `domain`: "indoor",
+        "outdoor" or "surgical" (colonoscopy: models trained in millimetres there answer in
+        metres). `return_maps`: a Prediction with the maps, the camera (`intrinsics`: a 3×3 K, an
+        Intrinsics, a mapping with fx fy cx cy, or CameraOptions; default: the photo's EXIF focal
+        length, else a 60° field of view) and the photo's colours, so `result.points()` and
+        `tr2m_cli.save_ply(path, result)` work from it.
         """
-        return self.predict_batch([image], [caption], size=size, domain=domain, return_maps=return_maps)[0]
+        if isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[0] != 1:
+            captions = [caption] * image.shape[0] if isinstance(caption, str) else list(caption)
+            return self.predict_batch(
+                image, captions, size=size, domain=domain, return_maps=return_maps, intrinsics=intrinsics
+            )
+        if not isinstance(caption, str):
+            raise InputError(f"caption of type {type(caption).__name__}: give one sentence (a str) for the photo")
+        return self.predict_batch(
+            [image], [caption], size=size, domain=domain, return_maps=return_maps, intrinsics=[intrinsics]
+        )[0]
 
     @torch.inference_mode()
     def predict_batch(
         self,
-        images: Sequence[ImageLike],
+        images: Sequence[ImageLike] | torch.Tensor,
         captions: Sequence[str],
         *,
         batch_size: int = 4,
         size: SizePolicy | int | tuple[int, int] | None = None,
         domain: str | None = None,
         return_maps: bool = False,
+        intrinsics: Any = None,
     ) -> list[np.ndarray] | list[Prediction]:
-        """Many photos, one caption each. Photos that share a network size run together, so
-        mixed sizes still batch; each caption is encoded once."""
+        """Many photos (a list, or a [B, 3, H, W] tensor), one caption each. Photos that share a
+        network size run together, so mixed sizes still batch; each caption is encoded once.
+        `intrinsics`: one camera for every photo, or a list with one per photo (see `predict`)."""
+        from ..io.intrinsics import camera_for_photo
+
+        if isinstance(images, torch.Tensor):
+            if images.ndim != 4:
+                raise InputError(f"image tensor of shape {tuple(images.shape)}: a batch is [B, 3, H, W]")
+            images = list(images.unbind(0))
         if isinstance(captions, str):
             raise InputError("captions must be a list with one caption per image, not one string")
+        captions = list(captions)
         if len(images) != len(captions):
             raise InputError(f"{len(images)} images but {len(captions)} captions: give one caption per image")
+        wrong = [c for c in captions if not isinstance(c, str)]
+        if wrong:
+            raise InputError(f"caption of type {type(wrong[0]).__name__}: each caption must be one sentence (a str)")
         if batch_size < 1:
             raise InputError(f"batch size {batch_size}: must be at least 1")
+        check_domain(self.spec, domain)
+        cameras = [None] * len(images)
+        if return_maps:
+            per_photo = isinstance(intrinsics, (list, tuple)) and not _is_matrix(intrinsics)
+            cameras = list(intrinsics) if per_photo else [intrinsics] * len(images)
+            if len(cameras) != len(images):
+                raise InputError(f"{len(images)} images but {len(cameras)} cameras: give one camera per image")
         policy = as_size_policy(size, self.size_policy)
         factor = self.spec.metres_per_output_unit(domain)
         tensors = [to_float_tensor(image) for image in images]
@@ -218,5 +302,7 @@ class TR2M(nn.Module):
                             .astype(np.float32)
                             for name in ("relative_depth", "scale_map", "shift_map")
                         },
+                        intrinsics=camera_for_photo(cameras[i], *original, _exif_focal(images[i])),
+                        image=(tensors[i] * 255).round().byte().permute(1, 2, 0).cpu().numpy(),
                     )
         return results
