@@ -3,9 +3,10 @@
     from tr2m_cli.convert import ConvertOptions, convert
     summary = convert(["photos"], "out", ConvertOptions(outputs=("tiff", "ply")), model="tr2m-official")
 
-Modules: `options` (ConvertOptions), `layout` (output names), `decode` (photos → network input),
-`batching` (size buckets, caption cache, out-of-memory halving), `writing` (one photo's files and
-record), `pipeline` (the run), `progress` (what the user sees).
+Modules: `options` (ConvertOptions), `layout` (output names), `decode` (photos → network input and
+point-cloud colours), `writing` (one photo's files and record), `pipeline` (the run), `progress`
+(what the user sees). The model runs through the inference core (`tr2m_cli.model.inference`:
+size buckets, caption cache, out-of-memory halving), as `predict` and `eval` do.
 """
 
 from .options import DEFAULT_OUTPUTS, OUTPUT_KINDS, ConvertOptions, parse_outputs

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,7 +14,8 @@ from ..errors import InputError, WeightsError
 from .config import ModelSpec
 from .encoders import ImageEncoder, RelativeDepthModel, TextEncoder
 from .head import ScaleShiftHead, metric_from_relative
-from .preprocess import ImageLike, SizePolicy, normalize_and_resize, resize_to, to_float_tensor
+from .inference import DepthPredictor, Prediction, encoder_outputs
+from .preprocess import ImageLike, SizePolicy
 
 
 @dataclass
@@ -27,76 +27,6 @@ class Tr2mOutput:
     scale_map: torch.Tensor  # A > 0
     shift_map: torch.Tensor  # B > 0
     fused_features: torch.Tensor  # [B, C, h, w]
-
-
-@dataclass
-class Prediction:
-    """One photo's result at its original size, as float32 numpy arrays. `intrinsics` is the
-    camera (`io.intrinsics.Intrinsics`, pixels of `depth`) and `image` the photo as uint8 RGB:
-    with them `points()` and the `tr2m_cli.save_*` helpers need nothing else."""
-
-    depth: np.ndarray  # metres
-    relative_depth: np.ndarray
-    scale_map: np.ndarray
-    shift_map: np.ndarray
-    intrinsics: Any = None
-    image: np.ndarray | None = None
-
-    def points(self, colors: bool = False, options: Any = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """The point cloud in metres, camera frame (x right, y down, z forward): [N, 3] float32,
-        with `colors=True` also [N, 3] uint8 from the photo. Flying pixels at depth edges are
-        dropped, and `options` (`io.pointcloud.PointCloudOptions`: stride, max points, voxels,
-        outliers) applies, exactly as `tr2m_cli.save_ply` and `tr2m convert` write it."""
-        from ..io.pointcloud import PointCloudOptions
-        from ..io.save import points
-
-        return points(self, colors=colors, options=options or PointCloudOptions())
-
-
-def check_domain(spec: ModelSpec, domain: str | None) -> None:
-    """A domain the captions know or the model's folder names (`domain_units`); anything else is
-    a typo that would silently leave the units unconverted."""
-    from ..io.captions import DOMAINS
-
-    known = dict.fromkeys([*DOMAINS, *spec.domain_units])
-    if domain is not None and domain not in known:
-        raise InputError(f"domain {domain!r}: expected one of {', '.join(known)} (or None)")
-
-
-def _is_matrix(value: Any) -> bool:
-    """A 3×3 K given as nested lists (one camera), not a list of cameras."""
-    return len(value) == 3 and all(
-        isinstance(row, (list, tuple)) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row) for row in value
-    )
-
-
-def _exif_focal(image: Any) -> float | None:
-    """The EXIF 35 mm-equivalent focal length of a photo file or PIL image, else None."""
-    from ..io.intrinsics import exif_focal_35mm
-
-    if hasattr(image, "getexif"):
-        return exif_focal_35mm(image)
-    if isinstance(image, (str, Path)):
-        from PIL import Image
-
-        try:
-            with Image.open(image) as pil:
-                return exif_focal_35mm(pil)
-        except (OSError, ValueError):
-            return None
-    return None
-
-
-def as_size_policy(size: SizePolicy | int | tuple[int, int] | None, default: SizePolicy) -> SizePolicy:
-    """None → the model's default; an int → a token budget; (H, W) → a fixed network size."""
-    if size is None:
-        return default
-    if isinstance(size, SizePolicy):
-        return size
-    if isinstance(size, int):
-        return SizePolicy(token_budget=size)
-    height, width = size
-    return SizePolicy.fixed(height, width)
 
 
 class TR2M(nn.Module):
@@ -194,9 +124,8 @@ class TR2M(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, text_embeds: torch.Tensor) -> Tr2mOutput:
         """pixel_values: ImageNet-normalised [B, 3, H, W], H and W multiples of 14."""
-        image_tokens, grid = self.encode_image(pixel_values)
-        relative_depth = self.estimate_relative_depth(pixel_values)
-        return self.decode(image_tokens, grid, relative_depth, text_embeds)
+        encoded = encoder_outputs(self, pixel_values)
+        return self.decode(encoded.image_tokens, encoded.grid, encoded.relative_depth, text_embeds)
 
     # -- prediction on photos -----------------------------------------------------------------
 
@@ -214,7 +143,8 @@ class TR2M(nn.Module):
         """One photo (path, PIL image, HxWx3 array — uint8, uint16, or floats in [0, 1] — or a
         [3, H, W] tensor) and its caption → metric depth in metres as float32 [H, W] at the
         photo's own size. A [B, 3, H, W] tensor is B photos: the result is a list of B (one
-        caption for all, or a list of B).
+        caption for all, or a list of B). Photos four or more times the network size are reduced
+        before the network resize (`model.inference`), as by every path.
 
         `size`: a token budget, a fixed (H, W) network size, or a SizePolicy. `domain`: "indoor",
         "outdoor" or "surgical" (colonoscopy: models trained in millimetres there answer in
@@ -246,11 +176,12 @@ class TR2M(nn.Module):
         return_maps: bool = False,
         intrinsics: Any = None,
     ) -> list[np.ndarray] | list[Prediction]:
-        """Many photos (a list, or a [B, 3, H, W] tensor), one caption each. Photos that share a
-        network size run together, so mixed sizes still batch; each caption is encoded once.
-        `intrinsics`: one camera for every photo, or a list with one per photo (see `predict`)."""
-        from ..io.intrinsics import camera_for_photo
-
+        """Many photos (a list, or a [B, 3, H, W] tensor), one caption each, through the
+        inference core (`model.inference`): photos that share a network size run together, so
+        mixed sizes still batch; each caption is encoded once; photos are read as batches need
+        them; a batch that runs out of memory is halved. `predict`, `predict_batch`, `tr2m
+        convert` and `tr2m eval` give one photo the same depth. `intrinsics`: one camera for
+        every photo, or a list with one per photo (see `predict`)."""
         if isinstance(images, torch.Tensor):
             if images.ndim != 4:
                 raise InputError(f"image tensor of shape {tuple(images.shape)}: a batch is [B, 3, H, W]")
@@ -263,46 +194,19 @@ class TR2M(nn.Module):
         wrong = [c for c in captions if not isinstance(c, str)]
         if wrong:
             raise InputError(f"caption of type {type(wrong[0]).__name__}: each caption must be one sentence (a str)")
-        if batch_size < 1:
-            raise InputError(f"batch size {batch_size}: must be at least 1")
-        check_domain(self.spec, domain)
-        cameras = [None] * len(images)
+        cameras = None
         if return_maps:
             per_photo = isinstance(intrinsics, (list, tuple)) and not _is_matrix(intrinsics)
             cameras = list(intrinsics) if per_photo else [intrinsics] * len(images)
             if len(cameras) != len(images):
                 raise InputError(f"{len(images)} images but {len(cameras)} cameras: give one camera per image")
-        policy = as_size_policy(size, self.size_policy)
-        factor = self.spec.metres_per_output_unit(domain)
-        tensors = [to_float_tensor(image) for image in images]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, tensor in enumerate(tensors):
-            groups.setdefault(policy.network_size(*tensor.shape[-2:]), []).append(i)
-        text = self.encode_text(captions)
-        results: list = [None] * len(tensors)
-        for network_size, members in groups.items():
-            for start in range(0, len(members), batch_size):
-                chunk = members[start : start + batch_size]
-                pixels = torch.cat(
-                    [normalize_and_resize(tensors[i][None].to(self.device), network_size) for i in chunk]
-                )
-                out = self(pixels, text[chunk])
-                for row, i in enumerate(chunk):
-                    original = tuple(tensors[i].shape[-2:])
-                    depth = resize_to(out.metric_depth[row : row + 1], original)[0] * factor
-                    if not return_maps:
-                        results[i] = depth.cpu().numpy().astype(np.float32)
-                        continue
-                    results[i] = Prediction(
-                        depth=depth.cpu().numpy().astype(np.float32),
-                        **{
-                            name: resize_to(getattr(out, name)[row : row + 1], original)[0]
-                            .cpu()
-                            .numpy()
-                            .astype(np.float32)
-                            for name in ("relative_depth", "scale_map", "shift_map")
-                        },
-                        intrinsics=camera_for_photo(cameras[i], *original, _exif_focal(images[i])),
-                        image=(tensors[i] * 255).round().byte().permute(1, 2, 0).cpu().numpy(),
-                    )
-        return results
+        predictor = DepthPredictor(self, batch_size=batch_size, size=size, domain=domain, return_maps=return_maps)
+        predictions = predictor.predict(images, captions, cameras)
+        return predictions if return_maps else [p.depth for p in predictions]
+
+
+def _is_matrix(value: Any) -> bool:
+    """A 3×3 K given as nested lists (one camera), not a list of cameras."""
+    return len(value) == 3 and all(
+        isinstance(row, (list, tuple)) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row) for row in value
+    )

@@ -256,9 +256,9 @@ class _Trainer:
 
     def _load_model(self):
         """Load on rank 0 first, so only one process downloads what is missing."""
-        from ..model.encoders import resolve_source
-        from ..model.load import load_model
         from ..weights.folder import read_model_folder
+        from ..weights.hub import resolve_source
+        from ..weights.load import load_model
         from ..weights.resolve import resolve_model
 
         if not self.procs.is_main:
