@@ -5,6 +5,9 @@
                              OUT/kitchen/a.points.ply   coloured point cloud (metres)
                              OUT/kitchen/a.depth.npy    float32 metres
                              OUT/kitchen/a.depth16.png  uint16 millimetres
+                             OUT/kitchen/a.depth.exr    float32 metres (OpenEXR)
+                             OUT/kitchen/a.mesh.glb     triangle mesh (metres; .ply/.obj by format)
+                             OUT/kitchen/a.render.png   the cloud seen from beside the camera
                              OUT/kitchen/a.intrinsics.json  the camera used (always written)
 
 Every kind ends in its own two-part suffix, so names never collide between kinds or photos
@@ -16,19 +19,20 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from ..io.inputs import InputImage
-from ..io.own_files import OUTPUT_SUFFIXES, is_output_name
+from ..io.own_files import MESH_SUFFIXES, OUTPUT_SUFFIXES, is_output_name
 
 SUFFIXES = OUTPUT_SUFFIXES  # one table for the writer and the walker that must never read them back
 
 
 class OutputLayout:
-    def __init__(self, out_dir: str | Path, outputs: tuple[str, ...]) -> None:
+    def __init__(self, out_dir: str | Path, outputs: tuple[str, ...], mesh_format: str = "glb") -> None:
         self.out_dir = Path(out_dir)
         self.kinds = (*outputs, "intrinsics")
+        self.suffixes = {**SUFFIXES, "mesh": MESH_SUFFIXES[mesh_format]}
 
     def paths(self, image: InputImage) -> dict[str, Path]:
         base = self.out_dir / image.output_stem.as_posix()
-        return {kind: base.with_name(base.name + SUFFIXES[kind]) for kind in self.kinds}
+        return {kind: base.with_name(base.name + self.suffixes[kind]) for kind in self.kinds}
 
     def folder(self, image: InputImage) -> PurePosixPath:
         """The photo's output folder, relative to the output folder."""
