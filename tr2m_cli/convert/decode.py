@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..io import storage
 from ..io.captions import Caption
 from ..io.images import image_errors, pil_to_rgb
 from ..io.inputs import InputImage
@@ -62,7 +63,7 @@ def decode_photo(
 
     start = time.perf_counter()
     with contextlib.ExitStack() as big_photo_slot:  # held until the full-size copy is reduced
-        with image_errors(image.path), Image.open(image.path) as pil:
+        with image_errors(image.path), storage.open_for_reading(image.path) as handle, Image.open(handle) as pil:
             stored_width, stored_height = pil.size
             try:
                 orientation = int(pil.getexif().get(EXIF_ORIENTATION, 1))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io import storage
 from ..io.inputs import InputImage
+from ..io.storage import Location
 
 SUFFIXES = {
     "tiff": ".depth.tiff",
@@ -28,26 +30,34 @@ SUFFIXES = {
 
 
 class OutputLayout:
-    def __init__(self, out_dir: str | Path, outputs: tuple[str, ...]) -> None:
-        self.out_dir = Path(out_dir)
+    """The same keys under a local folder and under an object-store prefix."""
+
+    def __init__(self, out_dir: str | Location, outputs: tuple[str, ...]) -> None:
+        self.out_dir = out_dir if isinstance(out_dir, (Path, storage.Url)) else Path(out_dir)
         self.kinds = (*outputs, "intrinsics")
 
-    def paths(self, image: InputImage) -> dict[str, Path]:
-        base = self.out_dir / image.output_stem.as_posix()
-        return {kind: base.with_name(base.name + SUFFIXES[kind]) for kind in self.kinds}
+    def keys(self, image: InputImage) -> dict[str, str]:
+        """Each output's posix key relative to the output folder."""
+        stem = image.output_stem.as_posix()
+        return {kind: stem + SUFFIXES[kind] for kind in self.kinds}
+
+    def paths(self, image: InputImage) -> dict[str, Location]:
+        return {kind: storage.join(self.out_dir, key) for kind, key in self.keys(image).items()}
 
     def is_complete(self, image: InputImage) -> bool:
         """Every requested output exists (writes are atomic, so existing means complete)."""
-        return all(path.is_file() for path in self.paths(image).values())
+        return all(storage.is_file(path) for path in self.paths(image).values())
 
-    def relative(self, path: Path) -> str:
-        return path.relative_to(self.out_dir).as_posix()
+    def relative(self, path: Location) -> str:
+        return storage.relative_key(path, self.out_dir)
 
-    def is_output(self, path: Path) -> bool:
+    def is_output(self, path: Location) -> bool:
         """A file this layout writes under the output folder (never to be taken as an input:
         previews and 16-bit PNGs are images too)."""
+        if isinstance(path, storage.Url) != isinstance(self.out_dir, storage.Url):
+            return False
         try:
-            Path(path).relative_to(self.out_dir)
+            self.relative(path)
         except ValueError:
             return False
-        return Path(path).name.endswith(tuple(SUFFIXES.values()))
+        return path.name.endswith(tuple(SUFFIXES.values()))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import InputError
+from . import storage
 from .inputs import InputImage
 
 DOMAIN_CAPTIONS: Mapping[str, str] = {
@@ -97,15 +98,21 @@ def sidecar_path(image: InputImage) -> Path:
     return image.path.parent / f"{image.output_stem.name}.txt"
 
 
-def caption_root_path(image: InputImage, caption_root: str | Path) -> Path:
-    """The text file for a photo in a caption tree mirroring the inputs."""
-    return Path(caption_root) / f"{image.output_stem.as_posix()}.txt"
+def caption_root_path(image: InputImage, caption_root: str | Path | storage.Url) -> Path | storage.Url:
+    """The text file for a photo in a caption tree mirroring the inputs (a folder or a prefix)."""
+    root = storage.location(caption_root) if storage.is_url(caption_root) else Path(caption_root)
+    return storage.join(root, f"{image.output_stem.as_posix()}.txt")
 
 
-def read_first_line(path: Path) -> str | None:
+def read_first_line(path: Path | storage.Url) -> str | None:
     """The first non-empty line of a caption text file, or None when it has none."""
     try:
-        data = path.read_bytes()
+        if isinstance(path, storage.Url):
+            if not storage.is_file(path):
+                return None
+            data = storage.read_bytes(path)
+        else:
+            data = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -241,9 +248,10 @@ def _parse_csv(table: _Table, text: str, delimiter: str) -> None:
 def load_caption_file(path: str | Path) -> dict[str, str]:
     """Read a caption file (JSON, JSON Lines, CSV or TSV, by suffix or content) into
     {normalised key: caption}; any problem is one InputError naming the file and the place."""
-    path = Path(path)
+    path = storage.location(path) if storage.is_url(path) else Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = storage.read_bytes(path) if isinstance(path, storage.Url) else path.read_bytes()
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such caption file") from None
     except IsADirectoryError:
@@ -288,6 +296,7 @@ class CaptionResolver:
         images: Iterable[InputImage] = (),
         fallback: CaptionFallback | None = None,
     ) -> None:
+        images = list(images)
         self.rules = rules
         self.fallback = fallback
         self.table: dict[str, str] = {}
@@ -296,8 +305,21 @@ class CaptionResolver:
         if rules.caption_file is not None:
             self.table = load_caption_file(rules.caption_file)
             self._file_keys = self._match_file_keys(list(images))
-        if rules.caption_root is not None and not Path(rules.caption_root).is_dir():
-            raise InputError(f"{rules.caption_root}: no such caption folder (--caption-root)")
+        root = rules.caption_root
+        if root is not None and not storage.is_dir(storage.location(root) if storage.is_url(root) else Path(root)):
+            raise InputError(f"{storage.describe(root)}: no such caption folder (--caption-root)")
+        # On an object store, one listing says which text files exist (not a request per photo).
+        self._listed_text_files: set[str] | None = None
+        remote_roots = {image.root for image in images if isinstance(image.root, storage.Url)}
+        if remote_roots:
+            if storage.is_url(root or ""):
+                remote_roots.add(storage.location(root))
+            self._listed_text_files = {
+                str(storage.join(prefix, info.key))
+                for prefix in remote_roots
+                for info in storage.list_files(prefix)
+                if info.key.endswith(".txt")
+            }
 
     def _match_file_keys(self, images: list[InputImage]) -> dict[Path, str]:
         """Each photo's key in the caption file; raises on keys that match several photos and
@@ -347,6 +369,8 @@ class CaptionResolver:
         if rules.sidecars:
             text_files += [("sidecar", p) for p in _text_file_candidates(image, sidecar_path(image))]
         for source, path in text_files:
+            if isinstance(path, storage.Url) and self._listed_text_files is not None and str(path) not in self._listed_text_files:
+                continue
             text = read_first_line(path)
             if text:
                 return Caption(text, source, str(path))

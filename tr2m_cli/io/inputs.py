@@ -19,6 +19,10 @@ Rules (documented for users in the README):
 - `output_stem` is `relative` without its suffix, except where two photos would share it
   (`a/x.jpg` and `a/x.png`, or names differing only in case): those keep their suffix (`a/x.jpg`).
 - Order is sorted by `relative` (then by path), identical on every machine.
+- URLs (`s3://bucket/frames`, `gs://…`, `az://…`; see io.storage) are listed in one request per
+  argument (a prefix walks everything under it unless `recursive=False`); their keys and output
+  stems follow the same rules, so outputs keep the layout they would have on a local disk. URLs
+  and local paths cannot be mixed in one run.
 - `select_shard(images, Shard(k, n))` keeps a stable 1/n of the list by a hash of `relative`, so
   n machines can split one folder with no coordination and no overlap.
 """
@@ -27,11 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
 from ..errors import InputError
+from . import storage
 from .images import IMAGE_SUFFIXES
 
 
@@ -45,10 +51,10 @@ class InputImage:
     `output_stem`: where per-image outputs go under an output folder, unique in the run.
     """
 
-    path: Path
-    root: Path
+    path: Path | storage.Url
+    root: Path | storage.Url
     relative: PurePosixPath
-    input_root: Path
+    input_root: Path | storage.Url
     output_stem: PurePosixPath
 
     @property
@@ -58,6 +64,8 @@ class InputImage:
 
     @property
     def relative_to_input(self) -> PurePosixPath:
+        if isinstance(self.path, storage.Url):
+            return self.path.relative_to(self.input_root)
         return PurePosixPath(Path(os.path.relpath(self.path, self.input_root)).as_posix())
 
 
@@ -194,6 +202,13 @@ def collect_images(
     """
     if not inputs:
         raise InputError("no inputs given: name photos, folders or @list.txt files")
+    urls = [item for item in inputs if storage.is_url(item)]
+    if urls:
+        if len(urls) != len(inputs) or any(isinstance(storage.location(u), Path) for u in urls):
+            if all(isinstance(storage.location(item), Path) for item in inputs):  # file:// only
+                return collect_images([storage.location(item) for item in inputs], recursive=recursive, exclude=exclude)
+            raise InputError("inputs mix local paths and storage URLs: give one kind per run")
+        return _collect_urls([storage.location(u) for u in urls], recursive, exclude)
     found: list[tuple[Path, Path]] = []  # (file, the folder argument it came from)
     seen_dirs: set[tuple[int, int]] = set()
     for argument in _expand_arguments(inputs):
@@ -221,6 +236,35 @@ def collect_images(
         ((PurePosixPath(Path(os.path.relpath(path, root)).as_posix()), path, input_root) for path, input_root in pairs),
         key=lambda item: (item[0].as_posix(), str(item[1])),
     )
+    stems = _assign_output_stems([relative for relative, _, _ in entries])
+    return [
+        InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem)
+        for (relative, path, input_root), stem in zip(entries, stems)
+    ]
+
+
+def _collect_urls(urls: list[storage.Url], recursive: bool, exclude) -> list[InputImage]:
+    """Photos under object-store prefixes (or named objects), one listing per argument."""
+    if len({url.protocol for url in urls}) > 1:
+        raise InputError(f"inputs on different stores ({', '.join(sorted({u.protocol for u in urls}))}): give one per run")
+    found: dict[str, tuple[storage.Url, storage.Url]] = {}  # path → (object, its input root)
+    for url in urls:
+        listing = storage.list_files(url, recursive=recursive)
+        if listing:
+            for info in listing:
+                if is_image_name(PurePosixPath(info.key).name):
+                    item = storage.join(url, info.key)
+                    found.setdefault(str(item), (item, url))
+        elif is_image_name(url.name) and storage.is_file(url):
+            found.setdefault(str(url), (url, url.parent))
+        else:
+            raise InputError(f"{storage.describe(url)}: no such object or prefix")
+    pairs = [pair for pair in found.values() if exclude is None or not exclude(pair[0])]
+    if not pairs:
+        return []
+    common = posixpath.commonpath([root.path for _, root in pairs]) if len(urls) > 1 else None
+    root = storage.Url(urls[0].protocol, common) if common is not None else pairs[0][1]
+    entries = sorted(((path.relative_to(root), path, input_root) for path, input_root in pairs), key=lambda e: e[0].as_posix())
     stems = _assign_output_stems([relative for relative, _, _ in entries])
     return [
         InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem)
