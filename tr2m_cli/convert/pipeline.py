@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as futures
+import json
 import os
 import threading
 import time
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError, OutputError, Tr2mError
-from ..io.atomic import remove_stale_temporaries, remove_stale_temporaries_of, write_json
+from ..io.atomic import remove_stale_temporaries, remove_stale_temporaries_of
 from ..io.captions import CaptionFallback, CaptionResolver
 from ..io.images import IMAGE_SUFFIXES
 from ..io.inputs import InputImage, collect_images, select_shard
@@ -54,7 +55,7 @@ from .writing import RunContext, base_record, failure_record, now_iso, write_pho
 class ConvertSummary:
     """What a run did. `exit_code`: 0 all converted or already done, 1 some failed."""
 
-    out_dir: Path
+    out_dir: Path  # or an io.storage.Url
     photos: int = 0  # in this run (this shard)
     converted: int = 0
     skipped: int = 0
@@ -70,6 +71,16 @@ class ConvertSummary:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+    def count(self, record: dict[str, Any]) -> str:
+        """Count one photo's manifest record; returns its status."""
+        status = record["status"]
+        if status == "ok":
+            self.converted += 1
+        elif status == "failed":
+            self.failed += 1
+            self.failures.append((record["input"], record.get("error") or ""))
+        return status
 
     @property
     def photos_per_second(self) -> float:
@@ -242,12 +253,7 @@ class _Run:
 
     def _finish(self, record: dict[str, Any]) -> None:
         self.manifest.append(record)
-        status = record["status"]
-        if status == "ok":
-            self.summary.converted += 1
-        elif status == "failed":
-            self.summary.failed += 1
-            self.summary.failures.append((record["input"], record.get("error") or ""))
+        if self.summary.count(record) == "failed":
             self.progress.error(record.get("error") or record["input"])
         self.progress.advance()
 
@@ -408,19 +414,26 @@ class _Run:
     # -- the end ----------------------------------------------------------------------------
 
     def finish(self, started: float, inputs) -> None:
-        from .. import __version__
-
         self.manifest.close()
-        summary, options = self.summary, self.options
+        summary = self.summary
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         summary.stage_seconds = self.times.as_dict()
-        write_json(
-            summary.summary_file,
+        write_summary_file(summary, self.options, inputs, self.context.model_name if self.context else None)
+
+
+def write_summary_file(summary: ConvertSummary, options: ConvertOptions, inputs, model_name: str | None, **extra) -> None:
+    """summary.json (or summary-K-of-N.json): what the run did and how, for every engine."""
+    from .. import __version__
+    from ..io import storage
+
+    storage.write_text(
+        summary.summary_file,
+        json.dumps(
             {
                 "tr2m_version": __version__,
                 "finished": now_iso(),
-                "inputs": [str(i) for i in inputs],
-                "out": str(summary.out_dir),
+                "inputs": [storage.describe(i) for i in inputs],
+                "out": storage.describe(summary.out_dir),
                 "shard": str(options.shard) if options.shard else None,
                 "outputs": list(options.outputs),
                 "photos": summary.photos,
@@ -433,7 +446,7 @@ class _Run:
                 "setup_s": summary.setup_s,
                 "photos_per_s": round(summary.photos_per_second, 4),
                 "stage_seconds": summary.stage_seconds,
-                "model": self.context.model_name if self.context else None,
+                "model": model_name,
                 "options": {
                     "device": options.device,
                     "precision": options.precision,
@@ -442,7 +455,12 @@ class _Run:
                     "domain": options.domain,
                     "overwrite": options.overwrite,
                 },
+                **extra,
                 "manifest": summary.manifest.name,
                 "exit_code": summary.exit_code,
             },
+            indent=2,
+            ensure_ascii=False,
         )
+        + "\n",
+    )

@@ -74,14 +74,15 @@ def photo_row(image: InputImage, caption: Caption) -> dict[str, str]:
     }
 
 
-def row_image(row: dict[str, Any], root: Location) -> InputImage:
-    """The InputImage a row stands for (on whichever machine reads it)."""
-    key = PurePosixPath(str(row["input"]))
+def row_image(row: dict[str, Any]) -> InputImage:
+    """The InputImage a row stands for, on whichever machine reads it (the fields a worker uses:
+    the photo's location, key and output stem)."""
+    path = storage.location(str(row["path"]))
     return InputImage(
-        path=storage.location(str(row["path"])),
-        root=root,
-        relative=key,
-        input_root=root,
+        path=path,
+        root=path.parent,
+        relative=PurePosixPath(str(row["input"])),
+        input_root=path.parent,
         output_stem=PurePosixPath(str(row["output_stem"])),
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io import storage
 from ..io.atomic import write_json
 from ..io.captions import Caption
 from ..io.depth_files import DEPTH_UNIT, write_depth_npy, write_depth_png16, write_depth_tiff
@@ -63,7 +64,7 @@ def caption_fields(caption: Caption | None) -> dict[str, Any]:
 
 
 def base_record(image: InputImage, status: str) -> dict[str, Any]:
-    return {"input": image.key, "path": str(image.path), "status": status}
+    return {"input": image.key, "path": storage.describe(image.path), "status": status}
 
 
 def failure_record(image: InputImage, error: str, caption: Caption | None = None, seconds: float = 0.0) -> dict[str, Any]:

@@ -24,7 +24,14 @@ def temp_path_for(dest: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(dest: str | Path, *, fsync: bool = True) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces `dest`, on error it is removed."""
+    """Yield a temporary path to write; on success it replaces `dest`, on error it is removed.
+    A storage URL (io.storage.Url) is written locally, then uploaded whole."""
+    from . import storage
+
+    if storage.is_url(dest):
+        with storage.staged_write(storage.location(dest)) as temp:
+            yield temp
+        return
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(dest)

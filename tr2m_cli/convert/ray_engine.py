@@ -1,0 +1,139 @@
+"""`convert --engine ray`: the plan made here, the photos converted by workers on a Ray cluster.
+
+    from tr2m_cli.convert.ray_engine import convert_ray
+    summary = convert_ray(["s3://lab/run42/frames"], "s3://lab/run42/depth", options,
+                          model="tr2m-official", workers="2,8", gpus_per_worker=1)
+
+Same semantics as `convert`: the same outputs, TIFF tags, manifest records, summary and exit
+codes. What is left to do is decided here from one listing of the output prefix and the manifest
+(convert.plan); each worker batch saves its records as a manifest part right after writing its
+outputs (so a killed driver loses none), and the parts are merged into the manifest at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Sequence
+
+from ..cluster import RayResources, Workers, ray_session, run_rows
+from ..errors import InputError, OutputError
+from ..io import storage
+from ..io.captions import CaptionFallback
+from ..io.manifest_parts import merge_manifest, new_run_id, write_part
+from .options import ConvertOptions
+from .pipeline import ConvertSummary, write_summary_file
+from .plan import plan_conversion
+from .progress import Progress
+from .worker import PhotoConverter, decode_rows
+
+
+def check_writable(out: storage.Location) -> None:
+    """Refuse an output location that cannot be written, before any work: a local folder is
+    made; on an object store a probe object is written and deleted."""
+    import secrets
+
+    if storage.is_file(out):
+        raise OutputError(f"{storage.describe(out)}: exists and is not a folder (--out)")
+    storage.make_folder(out)
+    probe = storage.join(out, f".tr2m-write-test-{secrets.token_hex(4)}")
+    try:
+        storage.write_bytes(probe, b"")
+    except (OSError, OutputError) as exc:
+        raise OutputError(f"{storage.describe(out)}: cannot be written ({storage.redact(str(exc))}) (--out)") from None
+    storage.remove(probe)
+
+
+def _model_facts(model: Any) -> tuple[str, int]:
+    """(name, token budget) of the model, from its folder, on the driver: a missing model fails
+    here in one line, before any worker starts (each worker then loads it itself)."""
+    from ..model.tr2m import TR2M
+    from ..weights.folder import read_model_folder
+    from ..weights.resolve import resolve_model
+
+    if isinstance(model, TR2M):
+        raise InputError("convert_ray takes a model name or folder (each worker loads its own), not a loaded model")
+    spec = read_model_folder(resolve_model(model))
+    return spec.name, spec.token_budget
+
+
+def convert_ray(
+    inputs: Sequence[str | Any],
+    out: str | Any,
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    model: Any = "tr2m-official",
+    workers: int | str | tuple[int, int] | Workers = 1,
+    gpus_per_worker: float | None = None,
+    address: str | None = None,
+    decode_on_cpus: bool = False,
+    caption_fallback: CaptionFallback | None = None,
+) -> ConvertSummary:
+    """Convert photos (local paths or storage URLs) to metric depth under `out` on a Ray cluster.
+
+    `workers`: N, or (MIN, MAX) / "MIN,MAX" for an autoscaling pool; `gpus_per_worker`: GPUs each
+    worker holds (fractions share a GPU; None: 1 when the cluster has GPUs, else 0); `address`:
+    a cluster to attach to (default: a running one, else a local one started for this call);
+    `decode_on_cpus`: decode photos in CPU tasks ahead of the workers. Returns the summary;
+    raises a Tr2mError before any work for unusable inputs, captions, outputs or weights."""
+    started = time.perf_counter()
+    resources = RayResources(workers=workers, gpus_per_worker=gpus_per_worker, address=address, decode_on_cpus=decode_on_cpus)
+    plan = plan_conversion(inputs, out, options, caption_fallback=caption_fallback)
+    check_writable(plan.out)
+    model_name, token_budget = _model_facts(model) if plan.rows else (None, None)
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    run_id = new_run_id()
+    summary = ConvertSummary(out_dir=plan.out, photos=plan.photos, skipped=len(plan.done),
+                             manifest=plan.manifest, summary_file=plan.summary_file)  # fmt: skip
+    progress = Progress(plan.photos, enabled=options.progress, initial=len(plan.done))
+    if plan.unmatched_caption_keys:
+        progress.warn(plan.unmatched_caption_keys)
+    write_part(plan.out, run_id, plan.failures)
+    for record in plan.failures:
+        summary.count(record)
+        progress.error(record.get("error") or record["input"])
+    try:
+        if plan.rows:
+            progress.info(
+                f"{len(plan.rows)} photos → {storage.describe(plan.out)} ({', '.join(options.outputs)}); model "
+                f"{model_name} on Ray, {resources.workers} worker(s)"
+                + (f", {len(plan.done)} already done" if plan.done else "")
+                + (f", shard {options.shard}" if options.shard else "")
+            )
+            with ray_session(resources.address):
+                summary.setup_s = round(time.perf_counter() - started, 3)
+                progress.start()
+                rows = run_rows(
+                    plan.rows,
+                    PhotoConverter,
+                    constructor_kwargs={"out": str(plan.out), "options": options, "model": _portable(model), "run_id": run_id},
+                    resources=resources,
+                    batch_size=options.batch_size,
+                    decode=decode_rows,
+                    decode_kwargs={"options": options, "token_budget": token_budget},
+                )
+                for row in rows:
+                    record = json.loads(row["record"])
+                    if summary.count(record) == "failed":
+                        progress.error(record.get("error") or record["input"])
+                    progress.advance()
+        else:
+            summary.setup_s = round(time.perf_counter() - started, 3)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    finally:
+        progress.close()
+        merge_manifest(plan.out, plan.manifest_name)
+        summary.elapsed_s = round(time.perf_counter() - started, 3)
+        write_summary_file(summary, options, inputs, model_name, engine="ray", workers=str(resources.workers))
+    return summary
+
+
+def _portable(model: Any) -> str:
+    """A model folder as an absolute path (workers may start in another directory)."""
+    import os
+    from pathlib import Path
+
+    path = Path(str(model)).expanduser()
+    return str(path.resolve()) if path.is_dir() else str(model)
