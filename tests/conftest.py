@@ -301,3 +301,74 @@ def tiny_data_root(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny-data")
     return root, write_tiny_data_root(root)
+
+
+# -- services for `netns` tests (started inside the namespace only) --------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 for this session, with the environment boto/s3fs read:
+    endpoint and dummy keys. Yields the endpoint URL; stops with the session."""
+    assert only_loopback()
+    moto_server = pytest.importorskip("moto.server", reason="the S3 tests need moto[server] and s3fs: pip install '.[s3]' 'moto[server]'")
+    pytest.importorskip("s3fs", reason="pip install '.[s3]'")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing-secret-key", AWS_DEFAULT_REGION="us-east-1")
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """A fresh, empty bucket: its name."""
+    import uuid
+
+    import fsspec
+
+    name = f"tr2m-{uuid.uuid4().hex[:12]}"
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir(name)
+    fsspec.filesystem("s3").invalidate_cache()
+    return name
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(request):
+    """A local Ray cluster for the session: 4 logical CPUs (a 2-CPU cluster can deadlock a read
+    behind two workers), 2 logical GPUs (GPU scheduling on a CPU machine), a small object store.
+    Workers see this checkout first (PYTHONPATH) and the S3 server's settings when there is one.
+    Yields the cluster's address, for drivers in other processes."""
+    assert only_loopback()
+    ray = pytest.importorskip("ray", reason="the Ray tests need Ray: pip install '.[ray]'")
+    pytest.importorskip("ray.data", reason="pip install '.[ray]'")
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is not None and importlib.util.find_spec("s3fs") is not None:
+        request.getfixturevalue("s3_server")  # before Ray starts, so its workers inherit the endpoint
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    temp = tempfile.mkdtemp(prefix="tr2m-ray-", dir="/tmp")  # short: Ray's socket paths are limited
+    ray.init(
+        num_cpus=4,
+        num_gpus=2,
+        object_store_memory=96 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp,
+    )
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
