@@ -20,10 +20,11 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import InputError, OutputError, Tr2mError
+from ..io import storage
 from ..io.atomic import write_text
 from ..io.captions import CaptionFallback, CaptionResolver, CaptionRules, caption_root_path, sidecar_path
 from ..io.images import IMAGE_SUFFIXES, image_errors, pil_to_rgb
@@ -43,8 +44,8 @@ class CaptionOptions:
     """How `caption_photos` runs. `out`: one captions file (.json or .jsonl); `caption_root`: a
     tree mirroring the inputs; neither: `<stem>.txt` beside each photo."""
 
-    out: Path | None = None
-    caption_root: Path | None = None
+    out: Path | str | None = None  # a local path or a storage URL (io.storage)
+    caption_root: Path | str | None = None
     recursive: bool = True
     shard: Shard | None = None
     overwrite: bool = False
@@ -58,7 +59,7 @@ class CaptionOptions:
     def __post_init__(self) -> None:
         if self.out is not None and self.caption_root is not None:
             raise InputError("give either --out FILE or --caption-root DIR, not both")
-        if self.out is not None and Path(self.out).suffix.lower() not in CAPTION_FILE_SUFFIXES:
+        if self.out is not None and PurePosixPath(str(self.out)).suffix.lower() not in CAPTION_FILE_SUFFIXES:
             raise InputError(f"--out {self.out}: a captions file ends in .json (a mapping) or .jsonl (one per line)")
         if self.batch_size < 1 or self.decode_workers < 1:
             raise InputError("batch size and decode workers: at least 1 each")
@@ -116,9 +117,11 @@ class CaptionFileSink:
         else:
             text = json.dumps(self.entries, indent=2, ensure_ascii=False) + "\n"
         try:
-            write_text(self.path, text)
+            storage.write_text(self.path, text)
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write the captions file ({exc.strerror or exc})") from None
+        except OutputError as exc:
+            raise OutputError(f"cannot write the captions file: {exc}") from None
         self.dirty = False
         self.last_flush = time.monotonic()
 
@@ -126,16 +129,16 @@ class CaptionFileSink:
         return str(self.path)
 
 
-def _read_own_file(path: Path) -> dict[str, str]:
+def _read_own_file(path) -> dict[str, str]:
     """An existing captions file, as written (keys unchanged), so entries are kept on rewrite."""
-    if not path.exists():
+    if not storage.exists(path):
         return {}
     from ..io.captions import load_caption_file
 
     return dict(load_caption_file(path))
 
 
-def shard_file(path: Path, shard: Shard | None) -> Path:
+def shard_file(path: storage.Location, shard: Shard | None) -> storage.Location:
     """N machines writing one captions file would overwrite each other: each shard writes
     `name-K-of-N.suffix` (.jsonl shards concatenate into one file with `cat`)."""
     if shard is None:
@@ -184,12 +187,12 @@ class CaptionSummary:
         return f"{state}{', '.join(parts)} of {self.photos} photos in {self.elapsed_s:.1f} s{rate} → {self.destination}"
 
 
-def read_for_captioning(path: Path):
+def read_for_captioning(path: storage.Location):
     """An upright RGB PIL image, JPEGs decoded at reduced scale when far larger than captioners
     read; InputError naming the file when unreadable."""
     from PIL import Image
 
-    with image_errors(path), Image.open(path) as pil:
+    with image_errors(path), storage.open_for_reading(path) as handle, Image.open(handle) as pil:
         if pil.format == "JPEG" and max(pil.size) >= 2 * DECODE_SIDE:
             pil.draft("RGB", (DECODE_SIDE, DECODE_SIDE))
         pil.load()
@@ -284,6 +287,15 @@ def _writable_folder(folder: Path) -> bool:
 def _check_destination(sink, todo: list[InputImage]) -> list[InputImage]:
     """Refuse a destination that cannot be written before any captioning; returns the photos
     whose sidecar folder cannot be written (they fail alone, with a hint)."""
+    if isinstance(sink, CaptionFileSink) and isinstance(sink.path, storage.Url):
+        storage.check_writable(sink.path.parent, "--out")
+        return []
+    if isinstance(sink, TextFileSink) and isinstance(sink.caption_root, storage.Url):
+        storage.check_writable(sink.caption_root, "--caption-root")
+        return []
+    if isinstance(sink, TextFileSink) and sink.caption_root is None and todo and isinstance(todo[0].path, storage.Url):
+        storage.check_writable(todo[0].root, "sidecars beside the photos")
+        return []
     if isinstance(sink, CaptionFileSink):
         if sink.path.is_dir():
             raise OutputError(f"{sink.path}: is a folder; --out takes a captions file (.json or .jsonl)")
@@ -308,9 +320,10 @@ def _check_destination(sink, todo: list[InputImage]) -> list[InputImage]:
 
 def _existing_captions(images: list[InputImage], everything: list[InputImage], options: CaptionOptions, out: Path | None) -> list[bool]:
     """Which photos `convert` would already find a caption for, given where this run writes."""
+    caption_root = options.caption_root
     rules = CaptionRules(
-        caption_file=out if out is not None and out.exists() else None,
-        caption_root=options.caption_root if options.caption_root is not None and options.caption_root.is_dir() else None,
+        caption_file=out if out is not None and storage.exists(out) else None,
+        caption_root=caption_root if caption_root is not None and storage.is_dir(caption_root) else None,
         sidecars=True,
     )
     return [caption is not None for caption in CaptionResolver(rules, everything).resolve_all(images)]
@@ -323,10 +336,13 @@ def caption_photos(
     captioner: Any = DEFAULT_CAPTIONER,
     token_counter: Callable[[Sequence[str]], list[int]] | None = None,
     report: Callable[[str], None] | None = None,
+    ray: Any = None,
 ) -> CaptionSummary:
-    """Caption the photos of `inputs` (files, folders, @list.txt) that have none.
+    """Caption the photos of `inputs` (files, folders, @list.txt, storage URLs) that have none.
 
     `captioner`: a registry name, Hugging Face id, folder or a loaded `Captioner`.
+    `ray`: a `tr2m_cli.cluster.RayResources` to caption on a Ray cluster (each worker loads the
+    captioner once; this process decides what to do and writes the captions), else None.
     `report(line)` receives warnings and per-photo errors as they happen (default: stderr,
     above the progress bar).
     Raises a Tr2mError, before anything is written, for missing inputs, a malformed existing
@@ -339,8 +355,8 @@ def caption_photos(
     started = time.perf_counter()
     report = report or _to_stderr
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    out = shard_file(Path(os.path.abspath(Path(options.out).expanduser())), options.shard) if options.out else None
-    caption_root = Path(os.path.abspath(Path(options.caption_root).expanduser())) if options.caption_root else None
+    out = shard_file(storage.location(options.out), options.shard) if options.out else None
+    caption_root = storage.location(options.caption_root) if options.caption_root else None
     options = replace(options, out=out, caption_root=caption_root)
     everything = collect_images(inputs, recursive=options.recursive)
     if not everything:
@@ -361,7 +377,13 @@ def caption_photos(
     for image in (i for i in todo if i in blocked):
         fail(image, f"{sink.path(image)}: cannot be written (permission denied): use --out FILE or --caption-root DIR")
     todo = [image for image in todo if image not in blocked]
-    if todo:
+    if todo and ray is not None:
+        from .resolve import resolve_captioner
+
+        if isinstance(captioner, Captioner):
+            raise InputError("on Ray each worker loads its own captioner: give its name or folder, not a loaded one")
+        summary.captioner = resolve_captioner(captioner).name
+    elif todo:
         if not isinstance(captioner, Captioner):
             captioner = load_captioner(captioner, device=options.device, precision=options.precision)
         summary.captioner = captioner.name
@@ -395,7 +417,11 @@ def caption_photos(
         bar.update(1)
 
     try:
-        if todo:
+        if todo and ray is not None:
+            from .ray_engine import caption_on_ray
+
+            caption_on_ray(todo, captioner, options, ray, on_caption)
+        elif todo:
             generate_captions(
                 captioner,
                 todo,

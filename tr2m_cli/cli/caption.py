@@ -3,11 +3,18 @@ Parses options, calls `tr2m_cli.caption.run.caption_photos`, reports."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from .options import batch_size_option, captioner_option, device_option, precision_option, quiet_option
+from .options import (
+    batch_size_option,
+    captioner_option,
+    check_engine_options,
+    device_option,
+    engine_options,
+    precision_option,
+    quiet_option,
+    storage_argument,
+)
 
 EPILOG = """\b
 Captions go where `tr2m convert` finds them:
@@ -25,8 +32,8 @@ resumes; --overwrite makes new ones. Captioners: `tr2m weights list`. Exit statu
 @click.command(epilog=EPILOG)
 @click.argument("inputs", nargs=-1, required=True, metavar="PHOTOS...")
 @captioner_option
-@click.option("--out", "-o", type=click.Path(path_type=Path), help="One captions file (.json or .jsonl) instead of sidecars.")
-@click.option("--caption-root", type=click.Path(path_type=Path), help="Write DIR/<relative path>.txt, mirroring the inputs.")
+@click.option("--out", "-o", metavar="FILE|URL", help="One captions file (.json or .jsonl) instead of sidecars.")
+@click.option("--caption-root", metavar="DIR|URL", help="Write DIR/<relative path>.txt, mirroring the inputs.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders.")
 @click.option("--shard", metavar="K/N", help="Caption only part K of N (for N machines sharing one folder).")
 @click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip photos that already have a caption.")
@@ -34,23 +41,30 @@ resumes; --overwrite makes new ones. Captioners: `tr2m weights list`. Exit statu
 @precision_option
 @batch_size_option
 @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Longest caption, in tokens [default: the captioner's].")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Photo decoding threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Photo decoding threads per process.")
+@engine_options
 @quiet_option
 def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existing, device, precision, batch_size,
-            max_new_tokens, workers, quiet) -> None:  # fmt: skip
+            max_new_tokens, threads, engine, workers, gpus_per_worker, ray_address, decode_on_cpus, quiet) -> None:  # fmt: skip
     """Write a caption for each photo in PHOTOS (files, folders, @list.txt) that has none.
 
     \b
       tr2m caption photos                              # photos/x.jpg → photos/x.txt
       tr2m caption photos --out captions.json          # then: tr2m convert photos --caption-file captions.json
       tr2m caption photos --captioner llava-v1.6-mistral-7b --device cuda
+      tr2m caption s3://lab/frames --out s3://lab/captions.jsonl --engine ray --workers 8
     """
     from ..caption.run import CaptionOptions, caption_photos
     from ..io.inputs import Shard
 
+    check_engine_options(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
+    if decode_on_cpus:
+        from ..errors import InputError
+
+        raise InputError("--decode-on-cpus is for convert: captioning workers decode their own photos")
     options = CaptionOptions(
-        out=out,
-        caption_root=caption_root,
+        out=storage_argument(out),
+        caption_root=storage_argument(caption_root),
         recursive=recursive,
         shard=Shard.parse(shard) if shard else None,
         overwrite=not skip_existing,
@@ -58,11 +72,16 @@ def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existin
         precision=precision,
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
-        decode_workers=workers,
+        decode_workers=threads,
         progress=not quiet,
     )
     try:
-        summary = caption_photos(list(inputs), options, captioner=captioner)
+        ray = None
+        if engine == "ray":
+            from ..cluster import RayResources
+
+            ray = RayResources(workers=workers or "1", gpus_per_worker=gpus_per_worker, address=ray_address)
+        summary = caption_photos(list(inputs), options, captioner=captioner, ray=ray)
     except KeyboardInterrupt:
         click.echo("tr2m: interrupted: captions written so far are kept; run the same command again to go on", err=True)
         click.get_current_context().exit(130)

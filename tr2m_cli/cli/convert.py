@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from pathlib import Path
 from typing import Iterator
 
 import click
@@ -14,10 +13,13 @@ import click
 from .options import (
     batch_size_option,
     captioner_option,
+    check_engine_options,
     device_option,
+    engine_options,
     model_option,
     precision_option,
     quiet_option,
+    storage_argument,
 )
 
 
@@ -70,7 +72,7 @@ setup error.
 
 @click.command(epilog=EPILOG)
 @click.argument("inputs", nargs=-1, required=True, metavar="PHOTOS...")
-@click.option("--out", "-o", default="tr2m-out", show_default=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--out", "-o", default="tr2m-out", show_default=True, metavar="DIR|URL", help="Output folder, or a storage URL (s3://, gs://, az://).")
 @click.option(
     "--outputs",
     default="tiff,preview",
@@ -79,8 +81,8 @@ setup error.
     help="Comma-separated: tiff, preview, ply, npy, png16 (or all).",
 )
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders.")
-@click.option("--caption-file", type=click.Path(path_type=Path), help="JSON, JSON Lines or CSV: photo → caption.")
-@click.option("--caption-root", type=click.Path(path_type=Path), help="Folder of <stem>.txt captions mirroring the inputs.")
+@click.option("--caption-file", metavar="FILE|URL", help="JSON, JSON Lines or CSV: photo → caption.")
+@click.option("--caption-root", metavar="DIR|URL", help="Folder of <stem>.txt captions mirroring the inputs.")
 @click.option("--no-sidecars", is_flag=True, help="Ignore <stem>.txt files beside the photos.")
 @click.option("--caption", metavar="TEXT", help="Caption for every photo that has none.")
 @click.option(
@@ -112,12 +114,14 @@ setup error.
 @click.option("--voxel-size", type=float, help="Merge points into voxels of this size (metres).")
 @click.option("--max-points", type=click.IntRange(min=1), help="Most points per cloud [default: 1000000].")
 @click.option("--edge-angle", type=float, help="Drop flying pixels on surfaces within this angle of edge-on, degrees; 0 keeps all [default: 5].")
-@click.option("--workers", type=click.IntRange(min=1), help="Threads for decoding, and for writing [default: half the CPU cores, 2–8].")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads for decoding, and for writing, per process [default: half the CPU cores, 2–8].")
+@engine_options
 @quiet_option
 def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_sidecars, caption, domain, auto_caption,
             captioner, save_captions, model, device,
             precision, batch_size, resolution, size_text, shard, skip_existing, colormap, depth_range, colorbar,
-            fx, fy, cx, cy, fov, max_depth, stride, voxel_size, max_points, edge_angle, workers, quiet) -> None:  # fmt: skip
+            fx, fy, cx, cy, fov, max_depth, stride, voxel_size, max_points, edge_angle, threads, engine, workers,
+            gpus_per_worker, ray_address, decode_on_cpus, quiet) -> None:  # fmt: skip
     """Metric depth (metres) for PHOTOS: image files, folders (recursive) and @list.txt files.
 
     \b
@@ -125,6 +129,7 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
       tr2m convert photos --domain indoor --outputs tiff,preview,ply --fov 70
       tr2m convert @batch.txt --shard 3/8 --out /scratch/depth   # machine 3 of 8
       tr2m convert photos --auto-caption --save-captions          # no captions yet
+      tr2m convert s3://lab/frames --out s3://lab/depth --domain outdoor --engine ray --workers 8
     """
     from ..convert import ConvertOptions, parse_outputs
     from ..convert import convert as run_convert
@@ -144,8 +149,8 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
     options = ConvertOptions(
         outputs=parse_outputs(outputs),
         captions=CaptionRules(
-            caption_file=caption_file,
-            caption_root=caption_root,
+            caption_file=storage_argument(caption_file),
+            caption_root=storage_argument(caption_root),
             sidecars=not no_sidecars,
             caption=caption,
             domain=domain,
@@ -161,9 +166,13 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         camera=CameraOptions(fx=fx, fy=fy, cx=cx, cy=cy, fov_deg=fov),
         cloud=PointCloudOptions(**{k: v for k, v in cloud.items() if v is not None}),
         progress=not quiet,
-        **({"decode_workers": workers, "write_workers": workers} if workers else {}),
+        **({"decode_workers": threads, "write_workers": threads} if threads else {}),
     )
+    check_engine_options(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
     fallback = None
+    if auto_caption and engine == "ray":
+        raise InputError("--auto-caption runs the captioner in this process: with --engine ray, caption first "
+                         "with `tr2m caption --engine ray`, then convert")  # fmt: skip
     if auto_caption:
         from ..caption.run import auto_caption_fallback
 
@@ -172,7 +181,13 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         )
     try:
         with _sigterm_as_interrupt():
-            summary = run_convert(list(inputs), out, options, model=model, caption_fallback=fallback)
+            if engine == "ray":
+                from ..convert.ray_engine import convert_ray
+
+                summary = convert_ray(list(inputs), out, options, model=model, workers=workers or "1",
+                                      gpus_per_worker=gpus_per_worker, address=ray_address, decode_on_cpus=decode_on_cpus)  # fmt: skip
+            else:
+                summary = run_convert(list(inputs), out, options, model=model, caption_fallback=fallback)
     except KeyboardInterrupt:
         click.echo(
             "tr2m: interrupted: finished photos are kept and recorded; run the same command again to convert the rest",

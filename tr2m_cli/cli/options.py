@@ -37,3 +37,46 @@ captioner_option = click.option(
     metavar="NAME|ID|DIR",
     help="Captioning model: registry name (`tr2m weights list`), Hugging Face id, or folder.",
 )
+
+
+def engine_options(command):
+    """--engine and the Ray engine's resources, for every command that runs per-photo work."""
+    for option in reversed([
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: this process; ray: workers on a Ray cluster (pip install 'tr2m[ray]')."),
+        click.option("--workers", metavar="N|MIN,MAX",
+                     help="With --engine ray: Ray workers, or a range to autoscale within [default: 1]."),
+        click.option("--gpus-per-worker", type=click.FloatRange(min=0), metavar="F",
+                     help="With --engine ray: GPUs per worker, fractions share a GPU [default: 1 if the cluster has GPUs, else 0]."),
+        click.option("--ray-address", metavar="ADDRESS",
+                     help="With --engine ray: the cluster to use [default: a running one (RAY_ADDRESS, `ray start`), else a local one]."),
+        click.option("--decode-on-cpus", is_flag=True,
+                     help="With --engine ray: decode photos in CPU tasks ahead of the (GPU) workers."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def check_engine_options(engine: str, workers, gpus_per_worker, ray_address, decode_on_cpus) -> None:
+    """The Ray options mean nothing to the local engine: say so rather than ignore them."""
+    from ..errors import InputError
+
+    given = [name for name, value in (("--workers", workers), ("--gpus-per-worker", gpus_per_worker),
+             ("--ray-address", ray_address), ("--decode-on-cpus", decode_on_cpus)) if value]  # fmt: skip
+    if engine != "ray" and given:
+        raise InputError(f"{', '.join(given)}: Ray engine options; add --engine ray (threads in this process: --threads N)")
+    if workers is not None:
+        from ..cluster import Workers
+
+        Workers.parse(workers)
+
+
+def storage_argument(text: str | None):
+    """A path option that may also be a storage URL: a Path, the URL text, or None."""
+    if text is None:
+        return None
+    from pathlib import Path
+
+    from ..io.storage import is_url
+
+    return text if is_url(text) else Path(text)

@@ -42,11 +42,13 @@ from ..io.captions import CaptionFallback, CaptionResolver
 from ..io.images import IMAGE_SUFFIXES
 from ..io.inputs import InputImage, collect_images, select_shard
 from ..io.manifest import ManifestLog
+from ..io.manifest_parts import PartedManifestLog
 from ..io.pointcloud import cloud_stride, grid_shape
 from .batching import DepthResult, DepthRunner, SizeBuckets, StageTimes
 from .decode import DecodedPhoto, decode_photo
 from .layout import OutputLayout
 from .options import ConvertOptions
+from .plan import manifest_names
 from .progress import Progress
 from .writing import RunContext, base_record, failure_record, now_iso, write_photo
 
@@ -98,13 +100,6 @@ class ConvertSummary:
         rate = f", {self.photos_per_second:.2f} photos/s" if self.converted else ""
         state = "interrupted: " if self.interrupted else ""
         return f"{state}{', '.join(parts)} of {self.photos} photos in {self.elapsed_s:.1f} s{rate} → {where}"
-
-
-def _manifest_names(options: ConvertOptions) -> tuple[str, str]:
-    if options.shard is None:
-        return "manifest.jsonl", "summary.json"
-    tag = f"{options.shard.index}-of-{options.shard.count}"
-    return f"manifest-{tag}.jsonl", f"summary-{tag}.json"
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -164,8 +159,11 @@ def convert(
     photos that have none of their own (e.g. from a captioning model). Returns a summary; raises
     a Tr2mError (nothing written) for unusable inputs, caption files, output folders or weights.
     """
+    from ..io import storage
+
     started = time.perf_counter()
-    out_dir = Path(os.path.abspath(Path(out_dir).expanduser()))
+    out_dir = storage.location(out_dir)
+    remote = isinstance(out_dir, storage.Url)
     layout = OutputLayout(out_dir, options.outputs)
     inputs = list(inputs) if not isinstance(inputs, (str, Path)) else [inputs]
     everything = collect_images(inputs, recursive=options.recursive, exclude=layout.is_output)
@@ -174,9 +172,13 @@ def convert(
         raise InputError(f"no photos found in {_describe_inputs(inputs)} (looked for {suffixes})")
     resolver = CaptionResolver(options.captions, everything, caption_fallback)
     images = select_shard(everything, options.shard)
-    check_output_folder(out_dir)
-
-    done = [] if options.overwrite else [image for image in images if layout.is_complete(image)]
+    if remote:
+        storage.check_writable(out_dir)
+        present = set() if options.overwrite else {info.key for info in storage.list_files(out_dir)}
+        done = [image for image in images if all(key in present for key in layout.keys(image).values())]
+    else:
+        check_output_folder(out_dir)
+        done = [] if options.overwrite else [image for image in images if layout.is_complete(image)]
     done_paths = {image.path for image in done}
     todo = [image for image in images if image.path not in done_paths]
     captions = resolver.resolve_all(todo)
@@ -187,17 +189,18 @@ def convert(
         )
 
     tr2m = _load(model, options) if todo else None
-    make_output_folder(out_dir)
-    if options.shard is None:
-        remove_stale_temporaries(out_dir)
-    else:
-        remove_stale_temporaries_of(p for image in images for p in layout.paths(image).values())
-    manifest_name, summary_name = _manifest_names(options)
+    if not remote:  # object stores hold no temporaries: uploads are whole or absent
+        make_output_folder(out_dir)
+        if options.shard is None:
+            remove_stale_temporaries(out_dir)
+        else:
+            remove_stale_temporaries_of(p for image in images for p in layout.paths(image).values())
+    manifest_name, summary_name = manifest_names(options)
     summary = ConvertSummary(
         out_dir=out_dir,
         photos=len(images),
-        manifest=out_dir / manifest_name,
-        summary_file=out_dir / summary_name,
+        manifest=storage.join(out_dir, manifest_name),
+        summary_file=storage.join(out_dir, summary_name),
     )
     progress = Progress(len(images), enabled=options.progress, initial=len(done))
     run = _Run(
@@ -205,7 +208,7 @@ def convert(
         layout=layout,
         summary=summary,
         progress=progress,
-        manifest=ManifestLog(summary.manifest),
+        manifest=PartedManifestLog(out_dir, manifest_name) if remote else ManifestLog(summary.manifest),
     )
     if resolver.table and resolver.unmatched_file_keys == len(resolver.table):
         sample = next(iter(resolver.table))
@@ -217,7 +220,7 @@ def convert(
         run.record_skipped(done)
         if todo:
             progress.info(
-                f"{len(todo)} photos → {out_dir} ({', '.join(options.outputs)}); model "
+                f"{len(todo)} photos → {storage.describe(out_dir)} ({', '.join(options.outputs)}); model "
                 f"{tr2m.spec.name} on {tr2m.device} ({_precision_name(tr2m.precision)})"
                 + (f", {len(done)} already done" if done else "")
                 + (f", shard {options.shard} of {len(everything)} photos" if options.shard else "")

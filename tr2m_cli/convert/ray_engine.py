@@ -28,22 +28,6 @@ from .progress import Progress
 from .worker import PhotoConverter, decode_rows
 
 
-def check_writable(out: storage.Location) -> None:
-    """Refuse an output location that cannot be written, before any work: a local folder is
-    made; on an object store a probe object is written and deleted."""
-    import secrets
-
-    if storage.is_file(out):
-        raise OutputError(f"{storage.describe(out)}: exists and is not a folder (--out)")
-    storage.make_folder(out)
-    probe = storage.join(out, f".tr2m-write-test-{secrets.token_hex(4)}")
-    try:
-        storage.write_bytes(probe, b"")
-    except (OSError, OutputError) as exc:
-        raise OutputError(f"{storage.describe(out)}: cannot be written ({storage.redact(str(exc))}) (--out)") from None
-    storage.remove(probe)
-
-
 def _model_facts(model: Any) -> tuple[str, int]:
     """(name, token budget) of the model, from its folder, on the driver: a missing model fails
     here in one line, before any worker starts (each worker then loads it itself)."""
@@ -79,7 +63,7 @@ def convert_ray(
     started = time.perf_counter()
     resources = RayResources(workers=workers, gpus_per_worker=gpus_per_worker, address=address, decode_on_cpus=decode_on_cpus)
     plan = plan_conversion(inputs, out, options, caption_fallback=caption_fallback)
-    check_writable(plan.out)
+    storage.check_writable(plan.out)
     model_name, token_budget = _model_facts(model) if plan.rows else (None, None)
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     run_id = new_run_id()

@@ -396,3 +396,19 @@ def make_folder(where: Location) -> None:
     if isinstance(where, Path):
         with storage_errors(where, "create the folder", OutputError):
             where.mkdir(parents=True, exist_ok=True)
+
+
+def check_writable(out: Location, option: str = "--out") -> None:
+    """Refuse an output location that cannot be written, before any work: a local folder is
+    made; on an object store a probe object is written and deleted (this checks credentials)."""
+    import secrets
+
+    if is_file(out):
+        raise OutputError(f"{describe(out)}: exists and is not a folder ({option})")
+    make_folder(out)
+    probe = join(out, f".tr2m-write-test-{secrets.token_hex(4)}")
+    try:
+        write_bytes(probe, b"")
+    except (OSError, OutputError) as exc:
+        raise OutputError(f"{describe(out)}: cannot be written ({redact(str(exc))}) ({option})") from None
+    remove(probe)
