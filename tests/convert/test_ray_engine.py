@@ -192,3 +192,44 @@ def test_a_killed_driver_loses_no_record_and_a_rerun_finishes_the_rest(ray_clust
         record = next(r for r in records if r["input"] == key)
         assert (out / record["outputs"]["tiff"]).stat().st_mtime_ns == mtime
     assert not parts.exists() or not any(parts.iterdir())
+
+
+def test_s3_in_s3_out_through_the_command_line(ray_cluster, s3_bucket, tiny_model_dir, tmp_path):
+    """A bucket of frames, a caption file in the bucket, outputs to the bucket (moto on 127.0.0.1)."""
+    import fsspec
+    from click.testing import CliRunner
+
+    from tr2m_cli.cli import cli
+    from tr2m_cli.io import storage
+
+    folder = photos(tmp_path / "photos", 5)
+    fs = fsspec.filesystem("s3")
+    fs.put(str(folder) + "/", f"{s3_bucket}/frames/", recursive=True)
+    fs.pipe_file(f"{s3_bucket}/captions.jsonl", b'{"image": "a/p01.png", "caption": "A bright corridor."}\n')
+    fs.invalidate_cache()
+    command = ["convert", f"s3://{s3_bucket}/frames", "--out", f"s3://{s3_bucket}/depth", "--caption-file",
+               f"s3://{s3_bucket}/captions.jsonl", "--domain", "indoor", "--model", str(tiny_model_dir), "--device", "cpu",
+               "--precision", "fp32", "--resolution", "120", "--engine", "ray", "--workers", "2", "--gpus-per-worker", "1",
+               "--batch-size", "2", "-q"]  # fmt: skip
+    result = CliRunner().invoke(cli, command, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+    fs.invalidate_cache()
+    keys = sorted(k.split("/depth/", 1)[1] for k in fs.find(f"{s3_bucket}/depth"))
+    local = convert([folder], tmp_path / "local", options(size=SizePolicy(token_budget=120), captions=CaptionRules(domain="indoor")),
+                    model=tiny_model_dir)  # fmt: skip
+    assert local.converted == 5
+    assert keys == files(tmp_path / "local")  # the layout a local disk gets: no parts, no temporaries
+    records = [json.loads(line) for line in fs.cat_file(f"{s3_bucket}/depth/manifest.jsonl").decode().splitlines()]
+    assert len(records) == 5 and all(r["status"] == "ok" for r in records)
+    corridor = next(r for r in records if r["input"] == "a/p01.png")
+    assert (corridor["caption"], corridor["caption_source"]) == ("A bright corridor.", "caption-file")
+    with storage.staged_write(tmp_path / "p01.depth.tiff") as temp:
+        temp.write_bytes(fs.cat_file(f"{s3_bucket}/depth/a/p01.depth.tiff"))
+    assert read_depth_tiff(tmp_path / "p01.depth.tiff")[1]["caption"] == "A bright corridor."
+    assert "testing-secret-key" not in result.output
+
+    again = CliRunner().invoke(cli, command, catch_exceptions=False)
+    assert again.exit_code == 0
+    summary = json.loads(fs.cat_file(f"{s3_bucket}/depth/summary.json"))
+    assert (summary["converted"], summary["skipped"]) == (0, 5)
