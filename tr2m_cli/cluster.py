@@ -81,13 +81,10 @@ class RayResources:
 
 def import_ray():
     """`ray` (with Ray Data), or one line naming the extra."""
-    from .errors import MissingExtraError
+    from .extras import require
 
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("--engine ray needs Ray: pip install 'tr2m[ray]'") from None
+    ray = require("ray", "ray", "--engine ray")
+    require("ray.data", "ray", "--engine ray")
     return ray
 
 
@@ -140,7 +137,8 @@ def run_rows(
 
     context = DataContext.get_current()
     context.enable_progress_bars = False  # tr2m shows its own bar, counted in photos
-    context.print_on_execution_start = False
+    if hasattr(context, "print_on_execution_start"):
+        context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     gpus = resources.gpus_per_worker
     if gpus is None:

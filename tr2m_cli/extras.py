@@ -8,6 +8,8 @@ without its extra is one line naming the extra to install, never a traceback.
 |------------|---------------------------------|-------------------------------------------------|
 | `3d`       | open3d (+ libusb-package)       | normals, meshes, outlier removal, `tr2m view`   |
 | `hypersim` | h5py                            | reading HyperSim depth (`tr2m eval --zero-shot`)|
+| `ray`      | ray[data]                       | `--engine ray` for convert and caption          |
+| `s3`, `gcs`, `azure` | s3fs, gcsfs, adlfs    | inputs and outputs on object stores (io.storage)|
 """
 
 from __future__ import annotations
