@@ -46,15 +46,32 @@ def rerun_in_namespace() -> int:
     return subprocess.run(command, env=env).returncode
 
 
-def first_part_time(out: Path, started: float, done: threading.Event, found: list) -> None:
+def first_record_time(out: Path, started: float, done: threading.Event, found: list) -> None:
+    """Seconds from `started` to the first finished photo's record: a manifest part (Ray) or a
+    manifest line (local)."""
     from tr2m_cli.io.manifest_parts import PARTS_FOLDER
 
     while not done.is_set():
-        folder = out / PARTS_FOLDER
-        if folder.is_dir() and any(folder.iterdir()):
+        folder, manifest = out / PARTS_FOLDER, out / "manifest.jsonl"
+        if (folder.is_dir() and any(folder.iterdir())) or (manifest.is_file() and manifest.stat().st_size):
             found.append(time.perf_counter() - started)
             return
         time.sleep(0.005)
+
+
+def timed(call, out: Path) -> tuple[object, float, float]:
+    """(result, wall seconds, seconds to the first record)."""
+    done, found = threading.Event(), []
+    started = time.perf_counter()
+    watcher = threading.Thread(target=first_record_time, args=(out, started, done, found))
+    watcher.start()
+    try:
+        result = call()
+    finally:
+        wall = time.perf_counter() - started
+        done.set()
+        watcher.join()
+    return result, wall, found[0] if found else wall
 
 
 def main() -> None:
@@ -70,6 +87,7 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, default=4, help="Logical CPUs of the local Ray cluster.")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="Torch threads of the local run: Ray gives a 1-CPU worker one (OMP_NUM_THREADS=1).")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-namespace", action="store_true")
     args = parser.parse_args()
     if not args.no_namespace and os.environ.get(INSIDE) != "1" and not in_namespace():
@@ -89,43 +107,39 @@ def main() -> None:
         caption_file = make_photos(scratch / "photos", args.photos, None, False)
         options = ConvertOptions(captions=CaptionRules(caption_file=caption_file), device=args.device,
                                  precision=args.precision, batch_size=args.batch_size, progress=False)  # fmt: skip
-        rows = []
-
         import torch
 
         torch.set_num_threads(args.torch_threads)
-        started = time.perf_counter()
-        local = convert([scratch / "photos"], scratch / "local", options, model=model)
-        local_wall = time.perf_counter() - started
-        rows.append(("local", local_wall, local.setup_s, local.converted / max(local_wall - local.setup_s, 1e-9), None, None, None))
+        best: dict[str, tuple] = {}
+        for repeat in range(args.repeats):  # alternate, keep each engine's best (a shared machine)
+            out = scratch / f"local-{repeat}"
+            local, wall, first = timed(lambda: convert([scratch / "photos"], out, options, model=model), out)
+            rate = (local.converted - 1) / max(wall - first, 1e-9)
+            if "local" not in best or rate > best["local"][3]:
+                best["local"] = ("local", wall, first, rate, None, None)
 
-        started = time.perf_counter()
-        gpus = 1 if args.gpus_per_worker else 0
-        ray.init(num_cpus=args.num_cpus, num_gpus=max(gpus, int(os.environ.get("BENCH_GPUS", gpus))),
-                 include_dashboard=False, log_to_driver=False, _temp_dir=str(scratch / "ray"))  # fmt: skip
-        start_s = time.perf_counter() - started
-        done, found = threading.Event(), []
-        started = time.perf_counter()
-        watcher = threading.Thread(target=first_part_time, args=(scratch / "ray-out", started, done, found))
-        watcher.start()
-        result = convert_ray([scratch / "photos"], scratch / "ray-out", options, model=model, workers=args.workers,
-                             gpus_per_worker=args.gpus_per_worker, decode_on_cpus=args.decode_on_cpus)  # fmt: skip
-        ray_wall = time.perf_counter() - started
-        done.set()
-        watcher.join()
-        first = found[0] if found else ray_wall
-        started = time.perf_counter()
-        ray.shutdown()
-        shutdown_s = time.perf_counter() - started
-        steady = (result.converted - args.batch_size) / max(ray_wall - first, 1e-9)
-        rows.append(("ray", ray_wall, first, steady, start_s, first, shutdown_s))
-        assert local.converted == result.converted == args.photos, (local.line(), result.line())
+            started = time.perf_counter()
+            ray.init(num_cpus=args.num_cpus, num_gpus=1 if args.gpus_per_worker else 0, include_dashboard=False,
+                     log_to_driver=False, _temp_dir=str(scratch / "ray"))  # fmt: skip
+            init_s = time.perf_counter() - started
+            out = scratch / f"ray-{repeat}"
+            result, wall, first = timed(lambda: convert_ray([scratch / "photos"], out, options, model=model, workers=args.workers,
+                                                            gpus_per_worker=args.gpus_per_worker,
+                                                            decode_on_cpus=args.decode_on_cpus), out)  # fmt: skip
+            started = time.perf_counter()
+            ray.shutdown()
+            shutdown_s = time.perf_counter() - started
+            rate = (result.converted - args.batch_size) / max(wall - first, 1e-9)
+            if "ray" not in best or rate > best["ray"][3]:
+                best["ray"] = ("ray", wall, first, rate, init_s, shutdown_s)
+            assert local.converted == result.converted == args.photos, (local.line(), result.line())
+        rows = [best["local"], best["ray"]]
 
         print(f"{args.photos} photos, batch {args.batch_size}, device {args.device}, Ray workers {args.workers} "
               f"× {args.gpus_per_worker} GPU{' + CPU decode tasks' if args.decode_on_cpus else ''}")  # fmt: skip
         print("| engine | wall s | to first result s | photos/s working | ray.init s | shutdown s |")
         print("|---|---|---|---|---|---|")
-        for engine, wall, first_s, rate, init_s, _, down_s in rows:
+        for engine, wall, first_s, rate, init_s, down_s in rows:
             extra = f"{init_s:.1f} | {down_s:.1f}" if init_s is not None else "– | –"
             print(f"| {engine} | {wall:.1f} | {first_s:.1f} | {rate:.2f} | {extra} |")
         print(json.dumps({"local_photos_per_s": rows[0][3], "ray_photos_per_s": rows[1][3],
