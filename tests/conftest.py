@@ -300,7 +300,7 @@ def tiny_data_root(tmp_path_factory):
     from tr2m_cli.data.fixtures import write_tiny_data_root
 
     root = tmp_path_factory.mktemp("tiny-data")
-    return root, write_tiny_data_root(root)
+    return root, write_tiny_data_root(root, train_frames=0)  # test splits only: training tests write their own
 
 
 # -- services for `netns` tests (started inside the namespace only) --------------------------------

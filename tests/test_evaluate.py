@@ -213,3 +213,106 @@ def test_millimetre_trained_weights_are_converted_on_surgical_sets(tiny_model, t
         tiny_model, dataset, protocol=protocol.replace(domain="indoor"), progress=False, limit=1
     )
     assert shifted.rows[0].metrics == plain.rows[0].metrics  # no conversion outside the surgical domain
+
+
+class Recording(StandIn):
+    def forward(self, pixels, text):
+        self.pixels = pixels.clone()
+        return super().forward(pixels, text)
+
+
+def test_without_normalisation_the_network_gets_the_raw_photo(tiny_data_root):
+    """The authors' iBims input: [0, 1] pixels, no ImageNet mean/std (their loader skips it)."""
+    import torch.nn.functional as F
+
+    root, _ = tiny_data_root
+    dataset = open_dataset("ibims", data_root=root, captions=root / "captions")
+    model = Recording()
+    evaluate_dataset(model, dataset, protocol=dataset.protocol.replace(normalize=False), progress=False, limit=1)
+    raw = torch.from_numpy(dataset[0].image).permute(2, 0, 1).float()[None] / 255
+    expected = F.interpolate(raw, size=(434, 560), mode="bilinear", align_corners=True)
+    torch.testing.assert_close(model.pixels, expected, atol=2e-6, rtol=0)
+    evaluate_dataset(model, dataset, progress=False, limit=1)  # the default: normalised
+    assert model.pixels.min() < -0.5
+
+
+def test_hypersim_and_diode_first_resize_follows_the_reference(tiny_data_root):
+    """The reference normalises the full photo, then resizes the float tensor to 480x640 with
+    torchvision's Resize (bilinear, antialiased), then to 434x560 (align_corners=True)."""
+    import torch.nn.functional as F
+
+    from tr2m_cli.model.config import IMAGENET_MEAN, IMAGENET_STD
+
+    root, _ = tiny_data_root
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    for name in ("hypersim", "diode"):
+        dataset = open_dataset(name, data_root=root, captions=root / "captions")
+        model = Recording()
+        evaluate_dataset(model, dataset, progress=False, limit=1)
+        photo = (torch.from_numpy(dataset[0].image).permute(2, 0, 1).float()[None] / 255 - mean) / std
+        first = F.interpolate(photo, size=(480, 640), mode="bilinear", align_corners=False, antialias=True)
+        expected = F.interpolate(first, size=(434, 560), mode="bilinear", align_corners=True)
+        torch.testing.assert_close(model.pixels, expected, atol=1e-5, rtol=0)
+        # Resizing the uint8 photo with PIL instead (our earlier way) rounds to 1/255 steps.
+        older = Recording()
+        evaluate_dataset(older, dataset, protocol=dataset.protocol.replace(image_resize_on="photo"), progress=False, limit=1)
+        step = 1 / 255 / min(IMAGENET_STD)
+        assert 0 < (older.pixels - expected).abs().max() < 2 * step
+
+
+def test_an_interrupted_run_writes_what_finished(tiny_data_root, tmp_path):
+    from tr2m_cli.evaluate.suite import EvalSettings, run_evaluation
+
+    root, _ = tiny_data_root
+    datasets = [open_dataset(n, data_root=root, captions=root / "captions") for n in ("nyu", "ibims")]
+
+    class Interrupting(StandIn):
+        def forward(self, pixels, text):
+            if len(self.calls) == 3:  # the second ibims image
+                raise KeyboardInterrupt
+            return super().forward(pixels, text)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(Interrupting(), datasets, tmp_path, EvalSettings(batch_size=1, progress=False), model_info={}, echo=lambda line: None)
+    document = json.loads((tmp_path / "results.json").read_text())
+    assert document["datasets"]["nyu"]["images_in_means"] == 2 and not document["datasets"]["nyu"]["interrupted"]
+    ibims = document["datasets"]["ibims"]
+    assert ibims["interrupted"] and ibims["images_run"] == 1 and ibims["images_attempted"] == 2
+    assert len((tmp_path / "per_image.csv").read_text().splitlines()) == 1 + 3
+    assert "iBims-1 (interrupted: 1 of 2 scored)" in (tmp_path / "table.txt").read_text()
+
+
+def test_a_sample_failing_in_a_worker_process_is_a_row_like_inline(tiny_data_root, tmp_path):
+    import shutil
+
+    root, written = tiny_data_root
+    copy = shutil.copytree(root / "ibims", tmp_path / "ibims")
+    (copy / "mask_transp" / "corridor_01.png").write_bytes(b"garbage")
+    dataset = open_dataset("ibims", root=copy, captions=root / "captions")
+    inline = evaluate_dataset(StandIn(), dataset, progress=False)
+    workers = evaluate_dataset(StandIn(), dataset, progress=False, num_workers=1)
+    for result in (inline, workers):
+        assert [row.status for row in result.rows] == ["failed", "scored"] and result.evaluated == 1
+        assert "mask_transp/corridor_01.png: unreadable mask" in result.rows[0].problem
+    assert inline.rows[1].metrics == workers.rows[1].metrics
+
+
+def test_differences_from_the_published_protocol_are_named(tiny_data_root):
+    from tr2m_cli.evaluate.paper import PAPER_ROWS, protocol_differences
+
+    root, _ = tiny_data_root
+    assert set(PAPER_ROWS) == set(DATASET_NAMES) and all(row.citation for row in PAPER_ROWS.values())
+    nyu = open_dataset("nyu", data_root=root, captions=root / "captions")
+    assert protocol_differences(nyu, nyu.protocol) == []  # the preset is the published protocol
+    changed = nyu.protocol.replace(max_depth=5.0, crop=None)
+    assert protocol_differences(nyu, changed, limit=1, flip_tta=True) == [
+        "max depth 5 m instead of 10 m",
+        "crop none instead of eigen (rows 45:471, cols 41:601)",
+        "flip test-time augmentation (the paper uses none)",
+        "only the first 1 of 2 images",
+    ]
+    ibims = open_dataset("ibims", data_root=root, captions=root / "captions")
+    assert "not normalise" in protocol_differences(ibims, ibims.protocol)[0]
+    assert protocol_differences(ibims, ibims.protocol.replace(normalize=False)) == []
+    kitti = open_dataset("kitti", data_root=root, captions=root / "captions")
+    assert "full-size ground truth" in protocol_differences(kitti, kitti.protocol.replace(crop_ground_truth=False))[0]

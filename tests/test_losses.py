@@ -262,3 +262,56 @@ def test_settings_reject_nonsense():
     with pytest.raises(ValueError, match="at least 2"):
         LossSettings(scale_classes=1)
     assert LossSettings.from_dict(LossSettings(pseudo_threshold=0.8).to_dict()).pseudo_threshold == 0.8
+
+
+# -- readings of the paper where it is silent (options; the defaults are the first) ------------------
+
+
+def test_pseudo_loss_averaged_over_passing_images_or_the_whole_batch():
+    g = torch.Generator().manual_seed(2)
+    relative = 0.2 + torch.rand(2, 6, 6, generator=g)
+    depth = 1.0 / (0.5 * relative + 0.1)
+    depth[1] = 1.0 + 9.0 * torch.rand(6, 6, generator=g)  # image 1's fit fails the gate
+    valid = torch.ones(2, 6, 6, dtype=torch.bool)
+    pred = torch.ones(2, 6, 6)
+    passing = thresholded_pseudo_depth_loss(pred, relative, depth, valid, variance_focus=0.0)
+    batch = thresholded_pseudo_depth_loss(pred, relative, depth, valid, variance_focus=0.0, average="batch")
+    assert passing.passed.tolist() == [True, False]
+    expected = torch.log(depth[0]).pow(2).mean().item()  # the one passing image, pred = 1
+    assert passing.loss.item() == pytest.approx(expected, rel=1e-4)
+    assert batch.loss.item() == pytest.approx(expected / 2, rel=1e-4)  # one of two images
+
+
+def test_negatives_as_a_mean_similarity_or_one_by_one():
+    # One query of class 0 = [1, 0]; keys: class 0 [1, 0], class 1 [0, 1] and [-1, 0].
+    queries = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)
+    keys = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]).T.reshape(1, 2, 1, 3)
+    classes = (torch.tensor([[[0]]]), torch.tensor([[[0, 1, 1]]]))
+    mean = scale_contrast_loss(queries, keys, *classes)  # S_n = (0 + (-1)) / 2
+    assert mean.item() == pytest.approx(-math.log(math.e / (math.e + math.exp(-0.5))), rel=1e-6)
+    each = scale_contrast_loss(queries, keys, *classes, negatives="sum-exp")  # e^0 + e^-1
+    assert each.item() == pytest.approx(-math.log(math.e / (math.e + 1.0 + math.exp(-1.0))), rel=1e-6)
+
+
+def test_depth_classes_over_each_image_or_the_dataset_range():
+    depth = torch.tensor([[[1.0, 2.0, 3.0, 4.0]], [[1.0, 1.5, 2.0, 2.5]]])  # [2, 1, 4]
+    valid = torch.ones_like(depth, dtype=torch.bool)
+    per_image = depth_classes(depth, valid, 4)
+    assert per_image.tolist() == [[[3, 2, 1, 0]], [[3, 2, 1, 0]]]  # each image spans all classes
+    shared = depth_classes(depth, valid, 4, depth_range=(0.0, 4.0))  # bins of 1 m for both
+    assert shared.tolist() == [[[3, 2, 1, 0]], [[3, 2, 2, 1]]]  # 2.5 m falls in the same class as 2 m
+
+
+def test_interpretation_options_reach_the_total_and_are_checked():
+    g = torch.Generator().manual_seed(5)
+    depth, valid = _depth(2, 4, 4), torch.ones(2, 4, 4, dtype=torch.bool)
+    queries, keys = torch.randn(2, 3, 2, 2, generator=g), torch.randn(2, 3, 2, 2, generator=g)
+    common = dict(metric_depth=depth, relative_depth=1 / depth, scale_map=depth, shift_map=depth, image=torch.rand(2, 3, 4, 4),
+                  depth=depth, valid=valid, queries=queries, keys=keys, max_depth=10.0, min_depth=1e-3)  # fmt: skip
+    image_range = training_loss(LossSettings(), **common)["contrast"]
+    dataset_range = training_loss(LossSettings(class_range="dataset"), **common)["contrast"]
+    assert image_range.item() != dataset_range.item()
+    assert training_loss(LossSettings(), **common, contrast_scale=0.0)["total"] < training_loss(LossSettings(), **common)["total"]
+    for name, value in (("pseudo_average", "all"), ("contrast_negatives", "sum"), ("class_range", "global")):
+        with pytest.raises(ValueError, match=f"{name} '{value}': expected one of"):
+            LossSettings(**{name: value})

@@ -36,6 +36,10 @@ class LossSettings:
     variance_focus: float = 0.15  # λ inside L_si (paper; the release hints at 0.6/1.0 per dataset)
     pseudo_threshold: float = 0.9  # ρ, the δ1 gate of L_tp-si (ours: the paper gives no value)
     scale_classes: int = 20  # |C| (paper)
+    # Readings of the paper where it is silent (ours; docs/training.md, "Interpretations"):
+    pseudo_average: str = "passing"  # L_tp-si: mean over the images that pass ρ, or "batch" (÷ batch size)
+    contrast_negatives: str = "mean"  # S_n of Eq. 8: mean similarity to other-class keys, or "sum-exp" (InfoNCE)
+    class_range: str = "image"  # depth classes: each image's own depth range, or "dataset" (the set's range)
 
     def __post_init__(self) -> None:
         for name in ("si_weight", "pseudo_weight", "contrast_weight", "smoothness_weight"):
@@ -47,6 +51,9 @@ class LossSettings:
             raise ValueError(f"pseudo_threshold = {self.pseudo_threshold}: a δ1 fraction in [0, 1]")
         if self.scale_classes < 2:
             raise ValueError(f"scale_classes = {self.scale_classes}: the contrast needs at least 2")
+        for name, choices in INTERPRETATIONS.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} '{getattr(self, name)}': expected one of {', '.join(choices)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +62,14 @@ class LossSettings:
     def from_dict(cls, data: Mapping[str, Any]) -> "LossSettings":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+INTERPRETATIONS: dict[str, tuple[str, ...]] = {
+    "pseudo_average": ("passing", "batch"),
+    "contrast_negatives": ("mean", "sum-exp"),
+    "class_range": ("image", "dataset"),
+}
+"""Choices for what the paper leaves open; the first of each is the default."""
 
 
 def _zero_like_graph(*tensors: torch.Tensor) -> torch.Tensor:
@@ -154,16 +169,25 @@ def thresholded_pseudo_depth_loss(
     threshold: float = 0.9,
     variance_focus: float = 0.15,
     max_depth: float | None = None,
+    average: str = "passing",
 ) -> PseudoDepthLoss:
     """L_tp-si: fit D_r to the ground truth per image; where δ1(D_pseudo, GT) > ρ, apply
     L_si(pred, D_pseudo) over all pixels where D_pseudo is usable (the point: dense supervision
-    where the ground truth has holes). Images that fail the gate contribute nothing."""
+    where the ground truth has holes). Images that fail the gate contribute nothing: `average`
+    "passing" takes the mean over the images that pass, "batch" divides their sum by the batch
+    size (so a batch where few pass pulls less)."""
     alpha, beta, ok = fit_inverse_depth(relative_depth.detach(), depth, valid)
     target, usable = pseudo_depth(relative_depth.detach(), alpha, beta, max_depth)
     passed = ok & (delta1(target, depth, valid & usable) * _fraction(valid & usable, valid) > threshold)
     if not passed.any():
         return PseudoDepthLoss(_zero_like_graph(pred), passed)
     loss = scale_invariant_log_loss(pred[passed], target[passed], usable[passed], variance_focus)
+    if average == "batch":
+        # L_si averages over the passing images that have usable pixels (all of them: the gate
+        # needs some); back to a sum, then over the whole batch.
+        loss = loss * passed.sum().float() / passed.numel()
+    elif average != "passing":
+        raise ValueError(f"average '{average}': expected passing or batch")
     return PseudoDepthLoss(loss, passed)
 
 
@@ -176,21 +200,31 @@ def _fraction(part: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
 
 
 def depth_classes(
-    depth: torch.Tensor, valid: torch.Tensor, num_classes: int = 20, grid: tuple[int, int] | None = None
+    depth: torch.Tensor,
+    valid: torch.Tensor,
+    num_classes: int = 20,
+    grid: tuple[int, int] | None = None,
+    depth_range: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Per image, depth → scale class in 0..|C|−1 (0 = farthest), −1 where there is no ground
     truth [B, H, W] (or [B, h, w] when `grid` is given).
 
-    Classes split [d_min, d_max] of the image's valid depth into |C| equal bins. (The paper writes
-    round((d_max − D)/(d_max − d_min)·|C|), which gives |C|+1 labels with half-width end bins;
-    ours: floor and clamp, so exactly |C| classes.) With `grid`, depth is first averaged over the
-    valid pixels of each feature cell (cells with none are −1), using the full-resolution range.
+    Classes split [d_min, d_max] into |C| equal bins: the image's valid depth range, or a fixed
+    `depth_range` (e.g. the dataset's evaluation range, the same bins for every image). (The paper
+    writes round((d_max − D)/(d_max − d_min)·|C|), which gives |C|+1 labels with half-width end
+    bins; ours: floor and clamp, so exactly |C| classes.) With `grid`, depth is first averaged
+    over the valid pixels of each feature cell (cells with none are −1), using the full-resolution
+    range.
     """
     valid = valid & (depth > 0)
     big = torch.finfo(torch.float32).max
     d = depth.float()
-    d_min = torch.where(valid, d, torch.full_like(d, big)).amin(dim=(-2, -1), keepdim=True)
-    d_max = torch.where(valid, d, torch.full_like(d, -big)).amax(dim=(-2, -1), keepdim=True)
+    if depth_range is not None:
+        d_min = torch.full((*d.shape[:-2], 1, 1), float(depth_range[0]), device=d.device)
+        d_max = torch.full((*d.shape[:-2], 1, 1), float(depth_range[1]), device=d.device)
+    else:
+        d_min = torch.where(valid, d, torch.full_like(d, big)).amin(dim=(-2, -1), keepdim=True)
+        d_max = torch.where(valid, d, torch.full_like(d, -big)).amax(dim=(-2, -1), keepdim=True)
     if grid is not None:
         weights = valid.float()[:, None]
         total = F.adaptive_avg_pool2d(d[:, None] * weights, grid)[:, 0]
@@ -203,15 +237,20 @@ def depth_classes(
 
 
 def scale_contrast_loss(
-    queries: torch.Tensor, keys: torch.Tensor, query_classes: torch.Tensor, key_classes: torch.Tensor
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    query_classes: torch.Tensor,
+    key_classes: torch.Tensor,
+    negatives: str = "mean",
 ) -> torch.Tensor:
     """One level of the scale-oriented contrast (spec §4).
 
     For each query pixel i with a class: S_p = mean cosine similarity to the key pixels of its
     class, S_n = mean cosine similarity to key pixels of other classes, and
-    ℓ_i = −log(exp S_p / (exp S_p + exp S_n)) = softplus(S_n − S_p). Averaged over query pixels
-    that have both a positive and a negative key. queries, keys: [B, D, h, w]; classes [B, h, w]
-    with −1 = ignore.
+    ℓ_i = −log(exp S_p / (exp S_p + exp S_n)) = softplus(S_n − S_p). With `negatives="sum-exp"`
+    the negatives enter one by one, as in InfoNCE: ℓ_i = −log(exp S_p / (exp S_p + Σ_j exp s_ij))
+    over the other-class keys j. Averaged over query pixels that have both a positive and a
+    negative key. queries, keys: [B, D, h, w]; classes [B, h, w] with −1 = ignore.
     """
     q = F.normalize(queries.float().flatten(2).transpose(1, 2), dim=-1)  # [B, N, D]
     k = F.normalize(keys.float().flatten(2).transpose(1, 2), dim=-1)  # [B, M, D]
@@ -225,22 +264,35 @@ def scale_contrast_loss(
     if not usable.any():
         return _zero_like_graph(queries)
     s_pos = (similarity * same).sum(-1) / n_same.clamp(min=1)
-    s_neg = (similarity * other).sum(-1) / n_other.clamp(min=1)
+    if negatives == "sum-exp":
+        s_neg = torch.logsumexp(similarity.masked_fill(~other, float("-inf")), dim=-1)
+        s_neg = torch.where(n_other > 0, s_neg, torch.zeros_like(s_neg))
+    elif negatives == "mean":
+        s_neg = (similarity * other).sum(-1) / n_other.clamp(min=1)
+    else:
+        raise ValueError(f"negatives '{negatives}': expected mean or sum-exp")
     return F.softplus(s_neg - s_pos)[usable].mean()
 
 
 def dual_level_contrast_loss(
-    queries: torch.Tensor, keys: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, num_classes: int = 20
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    depth: torch.Tensor,
+    valid: torch.Tensor,
+    num_classes: int = 20,
+    *,
+    negatives: str = "mean",
+    depth_range: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """L_soc: the contrast against keys of the same image and of another image of the batch
     (the batch rolled by one), averaged (ours: an equal mix of the two levels). Classes are
-    computed on the features' grid."""
+    computed on the features' grid (over each image's range, or the fixed `depth_range`)."""
     grid = tuple(queries.shape[-2:])
-    classes = depth_classes(depth, valid, num_classes, grid=grid)
-    same_image = scale_contrast_loss(queries, keys, classes, classes)
+    classes = depth_classes(depth, valid, num_classes, grid=grid, depth_range=depth_range)
+    same_image = scale_contrast_loss(queries, keys, classes, classes, negatives)
     if queries.shape[0] < 2:
         return same_image
-    other_image = scale_contrast_loss(queries, keys.roll(1, dims=0), classes, classes.roll(1, dims=0))
+    other_image = scale_contrast_loss(queries, keys.roll(1, dims=0), classes, classes.roll(1, dims=0), negatives)
     return 0.5 * (same_image + other_image)
 
 
@@ -280,9 +332,14 @@ def training_loss(
     queries: torch.Tensor | None = None,
     keys: torch.Tensor | None = None,
     max_depth: float | None = None,
+    min_depth: float | None = None,
+    contrast_scale: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """The weighted sum and each enabled term (unweighted) by name: `total`, `si`, `pseudo`,
-    `contrast`, `smoothness`, and `pseudo_gate` (fraction of images whose fit passed)."""
+    `contrast`, `smoothness`, and `pseudo_gate` (fraction of images whose fit passed).
+    `min_depth`, `max_depth`: the dataset's depth range (metres). `contrast_scale` multiplies the
+    contrast's weight (0 before the contrast starts: computed, so every parameter stays in the
+    graph, but not pulling)."""
     terms: dict[str, torch.Tensor] = {}
     total = _zero_like_graph(metric_depth)
     if settings.si_weight:
@@ -297,6 +354,7 @@ def training_loss(
             threshold=settings.pseudo_threshold,
             variance_focus=settings.variance_focus,
             max_depth=max_depth,
+            average=settings.pseudo_average,
         )
         terms["pseudo"] = pseudo.loss
         terms["pseudo_gate"] = pseudo.passed.float().mean()
@@ -304,8 +362,15 @@ def training_loss(
     if settings.contrast_weight:
         if queries is None or keys is None:
             raise ValueError("the contrast term is on but no query/key features were given")
-        terms["contrast"] = dual_level_contrast_loss(queries, keys, depth, valid, settings.scale_classes)
-        total = total + settings.contrast_weight * terms["contrast"]
+        depth_range = None
+        if settings.class_range == "dataset":
+            if min_depth is None or max_depth is None:
+                raise ValueError("class_range 'dataset' needs the dataset's min_depth and max_depth")
+            depth_range = (min_depth, max_depth)
+        terms["contrast"] = dual_level_contrast_loss(
+            queries, keys, depth, valid, settings.scale_classes, negatives=settings.contrast_negatives, depth_range=depth_range
+        )
+        total = total + contrast_scale * settings.contrast_weight * terms["contrast"]
     if settings.smoothness_weight:
         terms["smoothness"] = edge_aware_smoothness(scale_map, image) + edge_aware_smoothness(shift_map, image)
         total = total + settings.smoothness_weight * terms["smoothness"]

@@ -49,3 +49,17 @@ def test_captions_from_sequence_names_and_overrides(tmp_path, native):
     assert custom[0].captions == ["desc_t4_a: descending colon"]
     with pytest.raises(DatasetError, match="none of the C3VD test sequences"):
         open_dataset("c3vd", root=tmp_path / "cecum_t1_a")
+
+
+def test_a_frame_without_its_depth_stays_in_the_split_and_is_reported(tmp_path, native):
+    """The reference (and we, before) dropped such frames without a word: "2 images", exit 0."""
+    _frame(tmp_path, native, "cecum_t1_a", "0000")
+    _frame(tmp_path, native, "cecum_t1_a", "0001")
+    (tmp_path / "cecum_t1_a" / "0000_depth.tiff").unlink()  # the very first frame, even
+    dataset = open_dataset("c3vd", root=tmp_path)
+    assert dataset.keys() == ["cecum_t1_a/0000_color", "cecum_t1_a/0001_color"]
+    assert [(p.index, p.problem) for p in dataset.missing_files()] == [
+        (0, f"missing depth file {tmp_path / 'cecum_t1_a' / '0000_depth.tiff'}")
+    ]
+    (tmp_path / "cecum_t1_a" / "0001_depth.tiff").write_bytes(b"")
+    assert dataset.missing_files()[1].problem.startswith("empty depth file")

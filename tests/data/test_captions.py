@@ -35,9 +35,17 @@ def test_tree_gives_every_line_of_the_image_file_without_assuming_15(tmp_path):
     (tree / f"{tiny.keys[1]}.txt").write_text("\n \n")
     with pytest.raises(DatasetError, match="caption file is empty"):
         dataset[1]
-    (tree / f"{tiny.keys[0]}.txt").unlink()
-    with pytest.raises(DatasetError, match="no nyu captions"):
-        open_dataset("nyu", root=tiny.root, captions=tree)
+    # The first image's file missing is that image's problem, named before anything is read; the
+    # tree is still found (it is not "no captions here").
+    first = tree / f"{tiny.keys[0]}.txt"
+    first.unlink()
+    dataset = open_dataset("nyu", root=tiny.root, captions=tmp_path / "text_all")
+    assert [(p.key, p.problem) for p in dataset.missing_files()] == [(tiny.keys[0], f"missing caption file {first}")]
+    with pytest.raises(DatasetError, match=f"{first}: no caption file for image '{tiny.keys[0]}'"):
+        dataset[0]
+    (tree / f"{tiny.keys[1]}.txt").unlink()  # no file of the tree left: then nothing is found
+    with pytest.raises(DatasetError, match=f"no nyu captions: expected a per-image tree such as {tmp_path / 'text_all'}/nyu/test/"):
+        open_dataset("nyu", root=tiny.root, captions=tmp_path / "text_all")
 
 
 def test_lines_file_pairs_in_the_list_order_not_sorted_or_file_order(sun, tmp_path):
@@ -79,7 +87,7 @@ def test_json_mapping_accepts_keys_with_extensions_and_unique_bare_names(sun, tm
     with pytest.raises(DatasetError, match="no caption for 1 of 2 images.*NYU0002"):
         open_dataset("sunrgbd", root=sun.root, captions=path)
     path.write_text(json.dumps({"NYU0001": ""}))
-    with pytest.raises(DatasetError, match="non-empty list of captions"):
+    with pytest.raises(DatasetError, match=r"captions.json \('NYU0001'\): empty caption"):
         open_dataset("sunrgbd", root=sun.root, captions=path)
     assert open_dataset("sunrgbd", root=sun.root, captions={k: "x" for k in sun.keys})[1].captions == ["x"]
 
@@ -120,3 +128,37 @@ def test_sequence_captions_survive_a_release_folder_without_them(tmp_path):
     shutil.rmtree(empty_release)
     with pytest.raises(DatasetError, match="no such caption file or folder"):
         open_dataset("c3vd", root=c3vd.root, captions=empty_release)
+
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        # What `tr2m caption --out captions.jsonl` writes: as many lines as images, so the old reader
+        # took each JSON line for a caption without a word.
+        ("captions.jsonl", '{"image": "rgb/corridor_01.png", "caption": "A corridor."}\n{"image": "rgb/corridor_02.png", "caption": "A hall."}\n'),
+        ("captions.csv", "image,caption\nrgb/corridor_01.png,A corridor.\nrgb/corridor_02.png,\"A hall.\"\n"),
+        ("captions.tsv", "image\tcaption\ncorridor_01\tA corridor.\ncorridor_02\tA hall.\n"),
+        ("captions.txt", "image,caption\nrgb/corridor_01,A corridor.\nrgb/corridor_02,A hall.\n"),
+        ("captions.json", '[{"image": "rgb/corridor_02.png", "caption": "A hall."}, {"file": "corridor_01.png", "text": "A corridor."}]'),
+    ],
+)
+def test_every_caption_file_format_is_read_by_the_one_reader(tmp_path, name, text):
+    tiny = write_tiny_dataset("ibims", tmp_path / "ibims", size=(6, 8))
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    dataset = open_dataset("ibims", root=tiny.root, captions=path)
+    assert [dataset[i].captions for i in range(2)] == [["A corridor."], ["A hall."]]
+    assert not dataset.captions_source.positional
+
+
+def test_lists_of_captions_keep_every_line_for_training(tmp_path):
+    tiny = write_tiny_dataset("ibims", tmp_path / "ibims", size=(6, 8))
+    path = tmp_path / "captions.jsonl"
+    path.write_text(
+        '{"image": "rgb/corridor_01", "caption": ["First.", "Second."]}\n{"image": "corridor_02.png", "captions": "Only."}\n'
+    )
+    dataset = open_dataset("ibims", root=tiny.root, captions=path)
+    assert dataset[0].captions == ["First.", "Second."] and dataset[1].captions == ["Only."]
+    path.write_text('{"image": "rgb/corridor_01", "caption": "x"}\n{"image": "corridor_02.png"}\n')
+    with pytest.raises(DatasetError, match=r"captions.jsonl line 2: missing 'caption'"):
+        open_dataset("ibims", root=tiny.root, captions=path)

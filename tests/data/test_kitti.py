@@ -72,3 +72,20 @@ def test_real_annotated_frames_decode_to_the_documented_range(shared_data, tmp_p
     for sample in samples:
         assert sample.image.shape == (375, 1242, 3)
         assert 0.1 < sample.valid.mean() < 0.3 and not sample.valid[:115].any()
+
+
+def test_a_frame_without_annotated_depth_is_named_where_the_others_are(tmp_path, native):
+    """Ground truth under data_depth_annotated/val/: a missing frame is named there, not at the
+    first folder searched; no ground truth at all is one error naming --kitti-gt-root."""
+    lines = _layout(tmp_path, native, ["0000000005", "0000000008"], [[256]], "data_depth_annotated/val")
+    native.text(tmp_path / "eigen_test_files_with_gt.txt", "\n".join(lines) + "\n")
+    gone = tmp_path / "data_depth_annotated/val" / lines[1].split()[1]
+    gone.unlink()
+    dataset = open_dataset("kitti", root=tmp_path, require_captions=False)
+    assert dataset.entries[1].depth == gone
+    assert [p.problem for p in dataset.missing_files()] == [f"missing depth file {gone}"]
+    with pytest.raises(DatasetError, match=str(gone)):
+        dataset[1]
+    (tmp_path / "data_depth_annotated/val" / lines[0].split()[1]).unlink()
+    with pytest.raises(DatasetError, match=r"no KITTI annotated depth found .*data_depth_annotated/val.*--kitti-gt-root"):
+        open_dataset("kitti", root=tmp_path, require_captions=False)

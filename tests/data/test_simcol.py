@@ -26,6 +26,9 @@ def test_depth_scale_and_captions(tmp_path, native):
     ]
     reference = open_dataset("simcol", root=tmp_path, caption_template="reference")
     assert {s.captions[0] for s in reference} == {"The image shows a medical scene of a cecum with texture type one."}
+    assert reference.differences_from_reference() == [] and "one fixed C3VD caption" in dataset.differences_from_reference()[0]
+    (tmp_path / "SyntheticColon_II/Frames_B5/Depth_0000.png").unlink()  # kept, and reported
+    assert [p.key for p in open_dataset("simcol", root=tmp_path).missing_files()] == ["SyntheticColon_II/Frames_B5/FrameBuffer_0000"]
     native.text(tmp_path / "misc/test_file.txt", "SyntheticColon_IV/Frames_S1/\n")
     with pytest.raises(DatasetError, match="SyntheticColon_IV/Frames_S1: missing"):
         open_dataset("simcol", root=tmp_path)

@@ -50,8 +50,12 @@ def test_dataset_options_and_focal(tmp_path, native):
     sample = open_dataset("sun", root=tmp_path, require_captions=False)[0]
     np.testing.assert_array_equal(sample.depth, np.float32([[1.234, 2.0]]))
     assert sample.focal_px == pytest.approx(518.857901) and sample.key == "SUNRGBD/kv1/NYUdata/NYU0001/image/NYU0001"
-    reference = open_dataset("sun", root=tmp_path, require_captions=False, depth_encoding="reference")[0]
+    assert sample.extras["depth_encoding"] == "rotated"  # the decoding chosen for this frame
+    reference_set = open_dataset("sun", root=tmp_path, require_captions=False, depth_encoding="reference")
+    reference = reference_set[0]
     np.testing.assert_allclose(reference.depth, [[0.9872, 1.6]], rtol=1e-6)  # 0.8× the truth
+    assert reference.extras["depth_encoding"] == "reference" and reference_set.differences_from_reference() == []
+    assert "divides by 10000" in open_dataset("sun", root=tmp_path, require_captions=False).differences_from_reference()[0]
     assert len(open_dataset("sun", root=tmp_path / "SUNRGBD", split_file=tmp_path / "sunrgbd-meta-data/sunrgbd_testing_images.txt", require_captions=False)) == 1
     with pytest.raises(DatasetError, match="no sunrgbd_testing_images.txt"):
         open_dataset("sun", root=tmp_path / "SUNRGBD")

@@ -186,3 +186,20 @@ def test_rules_are_checked(tmp_path):
         CaptionRules(caption="   ")
     with pytest.raises(InputError, match="no such caption folder"):
         CaptionResolver(CaptionRules(caption_root=tmp_path / "none"))
+
+
+def test_one_reader_keeps_every_caption_and_reads_one_per_line_files_for_callers_that_can_pair_them(tmp_path):
+    from tr2m_cli.io.captions import read_caption_file
+
+    mapping = read_caption_file(write(tmp_path / "c.json", '{"a.jpg": ["One.", " Two. "], "b": "Three."}'))
+    assert mapping.by_key == {"a.jpg": ["One.", "Two."], "b": ["Three."]} and mapping.lines is None
+    assert load_caption_file(tmp_path / "c.json") == {"a.jpg": "One.", "b": "Three."}  # convert: the first
+    keyed = read_caption_file(write(tmp_path / "k.txt", "a.jpg\tOne.\nb.png\tTwo.\n"))
+    assert keyed.by_key == {"a.jpg": ["One."], "b.png": ["Two."]}
+    lines = write(tmp_path / "l.txt", "A kitchen.\r\nA street.\n\n")
+    assert read_caption_file(lines, lines_allowed=True).lines == ["A kitchen.", "A street."]
+    with pytest.raises(InputError, match="l.txt: one caption per line, without the images they belong to"):
+        load_caption_file(lines)  # convert has no order to pair them in
+    write(tmp_path / "l.txt", "A kitchen.\n\nA street.\n")
+    with pytest.raises(InputError, match="l.txt: line 2 is empty"):
+        read_caption_file(tmp_path / "l.txt", lines_allowed=True)

@@ -61,3 +61,18 @@ def test_colour_jitter_for_endoscopy_and_hue_rotation():
     red[0] = 0.8
     turned = rotate_hue(red, 1 / 3)  # a third of a turn moves red towards green/blue
     assert turned[0, 0, 0] < 0.8 and (turned[1:] > 0.05).any()
+
+
+def test_nyu_gets_the_release_s_wider_brightness_range():
+    settings = AugmentSettings()
+    assert settings.brightness_for("nyu") == (0.75, 1.25) and settings.brightness_for("kitti") == (0.9, 1.1)
+    assert settings.jitter_hue == 0.1  # the release's C3VD ColorJitter hue
+    image = torch.full((3, 2, 2), 0.5)
+    only_brightness = AugmentSettings(flip_probability=0.0, photometric_probability=1.0, gamma=(1.0, 1.0), colour=(1.0, 1.0))
+    factors = {
+        name: [float(augment(image, image[0], image[0] > 0, _gen(s), only_brightness, dataset=name).image[0, 0, 0]) / 0.5 for s in range(200)]
+        for name in ("nyu", "kitti")
+    }
+    assert min(factors["nyu"]) < 0.8 and max(factors["nyu"]) > 1.2 and min(factors["nyu"]) >= 0.75
+    assert 0.9 <= min(factors["kitti"]) and max(factors["kitti"]) <= 1.1
+    assert AugmentSettings.from_dict(settings.to_dict()) == settings  # JSON lists come back as tuples

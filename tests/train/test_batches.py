@@ -95,3 +95,14 @@ def test_input_sizes_must_be_multiples_of_14_and_datasets_not_empty():
         make_sources({"s": SyntheticScenes(2)}, input_size=(30, 42), augment_settings=AugmentSettings())
     with pytest.raises(DatasetError, match="no samples"):
         make_sources({"s": SyntheticScenes(0)}, input_size=None, augment_settings=AugmentSettings())
+
+
+def test_epoch_length_matches_the_schedule_and_the_papers_mix():
+    from tr2m_cli.train.batches import epoch_length
+
+    for sizes, batch, world, cap in (([12, 8], 4, 1, None), ([9, 30, 5], 2, 2, None), ([12, 8], 4, 1, 3), ([40, 40], 4, 1, 5)):
+        schedule = epoch_schedule(sizes, batch, epoch=0, seed=0, world_size=world, steps_per_epoch=cap)
+        assert epoch_length(sizes, batch, world_size=world, steps_per_epoch=cap) == len(schedule)
+    # NYUv2 24,231, KITTI 23,158, VOID ~47,248, C3VD ~7,400 training frames at batch 8 (docs/training.md).
+    assert epoch_length([24_231, 23_158, 47_248, 7_400], 8) == 4 * 5_906
+    assert epoch_length([24_231, 23_158, 47_248, 7_400], 8, steps_per_epoch=12_750) == 12_750

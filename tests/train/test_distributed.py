@@ -18,7 +18,7 @@ from tr2m_cli.train.state import read_checkpoint
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def test_two_processes_end_with_identical_heads_and_only_rank0_writes(tiny_model_dir, tmp_path):
+def test_two_processes_end_with_identical_heads_and_only_rank0_writes_and_reports(tiny_model_dir, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(WORKER), str(tiny_model_dir), str(tmp_path)]  # fmt: skip
@@ -44,6 +44,8 @@ def test_two_processes_end_with_identical_heads_and_only_rank0_writes(tiny_model
     steps = len(epoch_schedule([8, 6], 2, rank=0, **kwargs))
     assert [r["global_step"] for r in records] == list(range(1, steps + 1))
     assert json.loads((run / "run.json").read_text())["processes"] == 2
+    # Every process ran the command; only rank 0 printed its closing lines.
+    assert done.stdout.count("run: ") == 1 and done.stdout.count("export: tr2m train export") == 1, done.stdout
 
 
 NODE_WORKER = Path(__file__).with_name("node_worker.py")

@@ -238,3 +238,140 @@ def test_trains_on_the_dataset_readers_and_validates_with_the_eval_module(tiny_d
     c3vd = TrainingExamples(sources, config.augment)[epoch_schedule([2, 2, 2], 2, epoch=0, seed=0)[2][0]]
     colon = c3vd["depth"][c3vd["valid"]]
     assert colon.numel() > 0 and colon.max() <= 0.1  # metres: colon depth is under 10 cm
+
+
+# -- stopping, restarting, refusing --------------------------------------------------------------------
+
+
+def _failing_loss(monkeypatch, on_call, action):
+    real_loss, calls = training_loop.training_loss, {"n": 0}
+
+    def loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == on_call:
+            action()
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training_loop, "training_loss", loss)
+    return real_loss
+
+
+def test_checkpoints_come_early_by_default_and_a_folder_without_one_can_be_started_again(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    assert TrainConfig(out="x").checkpoint_every_steps == 1000
+    config = _config(tmp_path, tiny_model_dir, epochs=1)
+
+    def crash():
+        raise RuntimeError("out of memory (simulated)")
+
+    real_loss = _failing_loss(monkeypatch, 1, crash)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(config, datasets=_datasets())
+    run = tmp_path / "run"
+    assert (run / "run.json").is_file() and not list((run / "checkpoints").glob("*"))  # the crash left no checkpoint
+    monkeypatch.setattr(training_loop, "training_loss", real_loss)
+    again = train(config, datasets=_datasets())  # the same command works again
+    assert again.global_step == 6 and "an earlier start left no checkpoint" in capsys.readouterr().err
+    assert [r["global_step"] for r in _records(run)] == list(range(1, 7))
+
+    _failing_loss(monkeypatch, 1, crash)
+    with pytest.raises(RuntimeError):
+        train(_config(tmp_path, tiny_model_dir, "second", epochs=1), datasets=_datasets())
+    monkeypatch.setattr(training_loop, "training_loss", real_loss)
+    notices = []
+    resumed = resume(tmp_path / "second", datasets=_datasets(), notify=notices.append)  # --resume works too
+    assert resumed.global_step == 6 and "wrote no checkpoint before it stopped" in notices[0]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_checkpoints_then_stops_and_resume_finishes_exactly(tiny_model_dir, tmp_path, monkeypatch, signal_name):
+    import os
+    import signal
+
+    from tr2m_cli.train.loop import TrainingInterrupted
+
+    number = getattr(signal, signal_name)
+    settings = dict(epochs=2, steps_per_epoch=4, checkpoint_every_steps=None)
+    straight = train(_config(tmp_path, tiny_model_dir, "straight", **settings), datasets=_datasets())
+    real_loss = _failing_loss(monkeypatch, 3, lambda: os.kill(os.getpid(), number))  # during step 3
+    with pytest.raises(TrainingInterrupted) as info:
+        train(_config(tmp_path, tiny_model_dir, "stopped", **settings), datasets=_datasets())
+    assert info.value.exit_code == 128 + number
+    assert info.value.checkpoint.name == "epoch-001-step-00000003.safetensors"  # step 3 finished, then saved
+    assert signal.getsignal(number) is not None and signal.getsignal(number) != training_loop._StopSignals._handle
+    monkeypatch.setattr(training_loop, "training_loss", real_loss)
+    resumed = resume(tmp_path / "stopped", datasets=_datasets())
+    a, b = read_checkpoint(straight.last_checkpoint), read_checkpoint(resumed.last_checkpoint)
+    assert all(_same_state(a[part], b[part]) for part in ("head", "projector", "key_branch"))
+
+
+def test_a_run_of_non_finite_steps_stops_with_a_clear_message(tiny_model_dir, tmp_path, monkeypatch):
+    from tr2m_cli.train.loop import TrainingStopped
+
+    real_loss = training_loop.training_loss
+
+    def nan_loss(*args, **kwargs):
+        terms = real_loss(*args, **kwargs)
+        terms["total"] = terms["total"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(training_loop, "training_loss", nan_loss)
+    config = _config(tmp_path, tiny_model_dir, epochs=3, max_nonfinite_steps=4)
+    with pytest.raises(TrainingStopped, match=r"stopped at step 4: the last 4 steps all had a non-finite loss or gradient"):
+        train(config, datasets=_datasets())
+    assert [r["skipped_steps"] for r in _records(tmp_path / "run")] == [1, 1, 1, 1]
+
+
+def test_resume_refuses_another_run_and_other_encoders_and_falls_back_to_a_readable_checkpoint(trained_run, tiny_model_dir, tmp_path):
+    import shutil
+
+    # Another run's checkpoint dropped into this run's folder (newer than its own): refused.
+    other = train(_config(tmp_path, tiny_model_dir, "other", epochs=1, steps_per_epoch=2), datasets=_datasets())
+    shutil.copy(trained_run.last_checkpoint, other.run_dir / "checkpoints" / "epoch-009.safetensors")
+    with pytest.raises(OutputError, match=r"a checkpoint of another run \(run [0-9a-f]+\); .*other holds run"):
+        resume(other.run_dir, datasets=_datasets())
+    # Other encoders than the model has now: refused in one line.
+    state = read_checkpoint(trained_run.last_checkpoint)
+    state["encoders"] = {**state["encoders"], "image": "/elsewhere/dinov2"}
+    moved = write_checkpoint(tmp_path / "moved" / "checkpoints" / "epoch-003.safetensors", state)
+    with pytest.raises(OutputError, match=r"trained with other encoders .*image: /elsewhere/dinov2 → "):
+        resume(moved.parent.parent, datasets=_datasets())
+    # A damaged newest checkpoint: skipped, and said so.
+    copy = shutil.copytree(trained_run.run_dir, tmp_path / "copy")
+    newest = copy / "checkpoints" / "epoch-003.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    notices = []
+    resumed = resume(copy, datasets=_datasets(), notify=notices.append, epochs=3)
+    assert resumed.global_step == 18  # from epoch 2, through epoch 3 again
+    assert f"skipping an unreadable checkpoint: {newest}" in notices[0] and "epoch-002.safetensors (step 12)" in notices[1]
+
+
+def test_losses_are_logged_per_dataset_and_warm_up_and_a_late_contrast_are_options(tiny_model_dir, tmp_path):
+    config = _config(tmp_path, tiny_model_dir, epochs=2, steps_per_epoch=4, log_every=2, warmup_steps=4, contrast_start_epoch=1)
+    result = train(config, datasets=_datasets())
+    records = _records(result.run_dir)
+    for record in records:  # two steps per record: one batch of each dataset
+        by_dataset = record["loss_by_dataset"]
+        assert set(by_dataset) == {"a", "b"}
+        assert record["loss"]["total"] == pytest.approx((by_dataset["a"]["total"] + by_dataset["b"]["total"]) / 2, rel=1e-5)
+    lrs = [r["lr"] for r in records]  # logged at steps 2, 4 (epoch 1), 6, 8 (×0.9)
+    assert lrs == pytest.approx([0.5e-3, 1e-3, 0.9e-3, 0.9e-3])
+    settings = config.losses
+    for record in records:
+        loss = record["loss"]
+        expected = settings.si_weight * loss["si"] + settings.pseudo_weight * loss["pseudo"] + settings.smoothness_weight * loss["smoothness"]
+        if record["epoch"] == 2:  # the contrast pulls from epoch index 1 on
+            expected += settings.contrast_weight * loss["contrast"]
+        assert loss["total"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_samples_with_missing_files_are_left_out_of_training_with_a_notice(tiny_model_dir, tmp_path, capsys):
+    from tr2m_cli.data import open_dataset
+    from tr2m_cli.data.fixtures import write_tiny_dataset
+
+    tiny = write_tiny_dataset("c3vd", tmp_path / "c3vd", frames=5, size=(28, 42), split="train")
+    (tmp_path / "c3vd" / tiny.keys[2].replace("_color", "_depth.tiff")).unlink()
+    dataset = open_dataset("c3vd", "train", root=tmp_path / "c3vd")
+    config = _config(tmp_path, tiny_model_dir, datasets=("c3vd",), epochs=1, batch_size=2, input_size=(28, 42))
+    result = train(config, datasets={"c3vd": dataset})
+    assert result.global_step == 2  # 4 usable samples, batches of 2
+    assert f"c3vd: left out 1 of 5 training samples whose files cannot be read (first: {tiny.keys[2]}" in capsys.readouterr().err

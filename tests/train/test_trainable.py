@@ -53,3 +53,4 @@ def test_pytorch_init_gives_moderate_maps_and_zero_attention_output_bias():
     with torch.no_grad():
         spread = [torch.log(h(tokens, text, (3, 4)).scale_map / 0.01).abs().max() for h in (default, kaiming)]
     assert spread[0] < 5 < spread[1]  # A = 0.01·exp(logit): near 0.01 vs. wildly off
+

@@ -8,19 +8,10 @@ from pathlib import Path
 
 import click
 
-from .options import batch_size_option, device_option, model_option, precision_option, quiet_option
+from .options import (
+    batch_size_option, dataset_root_options, device_option, model_option, precision_option, quiet_option,
+)
 
-DATASET_ROOT_FLAGS = {
-    "nyu": ("--nyu-root",),
-    "kitti": ("--kitti-root",),
-    "void": ("--void-root",),
-    "c3vd": ("--c3vd-root",),
-    "sunrgbd": ("--sunrgbd-root", "--sun-root"),
-    "ibims": ("--ibims-root",),
-    "hypersim": ("--hypersim-root",),
-    "diode": ("--diode-root",),
-    "simcol": ("--simcol-root",),
-}
 NAME_LIST_OPTIONS = ("--datasets", "--zero-shot")
 
 
@@ -46,15 +37,6 @@ class EvalCommand(click.Command):
         return super().parse_args(ctx, rewritten)
 
 
-def _root_options(function):
-    for name, flags in reversed(DATASET_ROOT_FLAGS.items()):
-        function = click.option(
-            *flags, f"{name}_root", type=click.Path(file_okay=False, path_type=Path), default=None,
-            help=f"The {name} root [DATA_ROOT/{name}, $TR2M_{name.upper()}_ROOT].",
-        )(function)
-    return function
-
-
 def _check_writable(folder: Path) -> None:
     """Fail before the (long) run, not after it."""
     from ..errors import OutputError
@@ -77,7 +59,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--datasets", "in_domain", multiple=True, metavar="NAME... | all", help="Sets to evaluate: nyu kitti void c3vd (or any of the nine); all = the four in-domain sets.")
 @click.option("--zero-shot", "zero_shot", multiple=True, metavar="NAME... | all", help="Zero-shot sets: sun ibims hypersim diode simcol; all = those found (absent ones are skipped).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding nyu/ kitti/ void/ c3vd/ sunrgbd/ ibims/ hypersim/ diode/ simcol/ [$TR2M_DATA_ROOT].")
-@_root_options
+@dataset_root_options
 @click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
 @click.option("--captions", type=click.Path(exists=True, path_type=Path), help="The paper's caption folder (text_all/), a per-image tree, a JSON mapping or a one-line-per-image file [$TR2M_CAPTIONS].")
 @click.option("--dataset-captions", "dataset_captions", multiple=True, metavar="NAME=PATH", help="Captions for one set (repeatable); wins over --captions.")
@@ -94,6 +76,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--input-size", metavar="HxW|none", help="Override the network input size (multiples of 14; none keeps the aspect ratio).")
 @click.option("--full-ground-truth", is_flag=True, help="KITTI: compare on the full-size ground truth (BTS), not on the 352x1216 window (the authors' code).")
 @click.option("--sun-depth", type=click.Choice(["auto", "rotated", "mm", "reference"]), default="auto", show_default=True, help="SUN RGB-D depth encoding; reference = the authors' v/10000.")
+@click.option("--match-reference", is_flag=True, help="Feed iBims-1 and DIODE as the authors' code does (iBims photos not ImageNet-normalised, DIODE's validity mask unused), to match their published rows.")
 @click.option("--c3vd-caption", metavar="TEMPLATE", help="C3VD caption template ({part}, {texture}, {sequence}).")
 @click.option("--simcol-caption", metavar="TEMPLATE|reference", help="SimCol caption template ({colon}, {sequence}); reference = the authors' one fixed caption.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [tr2m-eval-<date>-<time>].")
@@ -102,8 +85,8 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--workers", type=click.IntRange(min=0), help="Image-reading processes [0 on CPU, 4 on CUDA].")
 @quiet_option
 def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, dataset_captions, split, model, device, precision, batch_size,
-                 limit, flip_tta, min_depth, max_depth, crop, input_size, full_ground_truth, sun_depth, c3vd_caption, simcol_caption,
-                 out, save_predictions, previews, workers, quiet, **roots) -> None:
+                 limit, flip_tta, min_depth, max_depth, crop, input_size, full_ground_truth, sun_depth, match_reference, c3vd_caption,
+                 simcol_caption, out, save_predictions, previews, workers, quiet, **roots) -> None:
     """Score a model on the paper's datasets under the paper's protocol, beside its published numbers.
 
     \b
@@ -114,11 +97,15 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     Each set is read in its native layout under DATA_ROOT/<name> (or --<name>-root, or
     $TR2M_<NAME>_ROOT); see the README for the layouts. Writes OUT/results.json (protocol, model,
     means), OUT/per_image.csv and OUT/table.txt. Depths and RMSE are in metres (C3VD/SimCol RMSE
-    shown in mm, as the paper reports them).
+    shown in mm, as the paper reports them). Every sample's files are checked before the model
+    loads; one that cannot be read is reported as failed and the others are scored (exit 1).
+    Rows whose protocol differs from the one behind the published numbers are marked †.
     """
     from ..errors import DatasetError
     from ..evaluate.report import describe_dataset, describe_model, format_table
-    from ..evaluate.suite import EvalSettings, open_eval_datasets, protocol_for, run_evaluation, select_datasets
+    from ..evaluate.suite import (
+        EvalSettings, check_files, describe_problems, open_eval_datasets, protocol_for, run_evaluation, select_datasets,
+    )
 
     from ..data.protocol import EvalProtocol
 
@@ -128,11 +115,17 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
         raise click.UsageError("name the datasets: --datasets nyu kitti void c3vd and/or --zero-shot sun ibims hypersim diode simcol (or all)")
     selection = select_datasets({"in-domain": _names(in_domain), "zero-shot": _names(zero_shot)})
     options = {"sunrgbd": {"depth_encoding": sun_depth}, "kitti": {"gt_root": kitti_gt_root}}
+    dataset_overrides = {}
+    if match_reference:
+        options["diode"] = {"apply_mask": False}
+        dataset_overrides["ibims"] = {"normalize": False}
     if c3vd_caption:
         options["c3vd"] = {"caption_template": c3vd_caption}
     if simcol_caption:
         options["simcol"] = {"caption_template": simcol_caption}
-    roots = {name.removesuffix("_root"): path for name, path in roots.items()}
+    from .options import dataset_roots
+
+    roots = dataset_roots(roots)
     per_dataset = {}
     for item in dataset_captions:
         name, sep, path = item.partition("=")
@@ -144,7 +137,7 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
         dataset_captions=per_dataset,
     )
     for notice in skipped:
-        click.echo(f"tr2m: {notice}", err=True)
+        click.echo(f"tr2m: skipping {notice}", err=True)
     if not datasets:
         raise DatasetError("none of the selected datasets was found; pass --data-root D (holding nyu/, sunrgbd/, …) or --<name>-root DIR")
 
@@ -157,10 +150,16 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
         overrides["crop_ground_truth"] = False
     click.echo("Protocol (metres):")
     for dataset in datasets:
-        click.echo("  " + describe_dataset(dataset, protocol_for(dataset, overrides), limit))
+        click.echo("  " + describe_dataset(dataset, protocol_for(dataset, overrides, dataset_overrides), limit))
         for note in [*dataset.notes, dataset.captions_source.notice]:
             if note:
                 click.echo(f"    note: {note}")
+    problems = check_files(datasets, limit)  # before the model loads: say now what cannot be read
+    for dataset in datasets:
+        if dataset.name in problems:
+            total = len(dataset) if limit is None else min(limit, len(dataset))
+            for line in describe_problems(dataset.name, problems[dataset.name], total):
+                click.echo(f"tr2m: {line}", err=True)
 
     out = out or Path(f"tr2m-eval-{_dt.datetime.now():%Y%m%d-%H%M%S}")
     _check_writable(out)
@@ -173,13 +172,21 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     if workers is None:
         workers = 4 if tr2m.device.type == "cuda" else 0
     settings = EvalSettings(
-        overrides=overrides, batch_size=batch_size, limit=limit, flip_tta=flip_tta, num_workers=workers,
-        save_predictions=save_predictions, preview_every=previews, progress=not quiet,
+        overrides=overrides, dataset_overrides=dataset_overrides, batch_size=batch_size, limit=limit, flip_tta=flip_tta,
+        num_workers=workers, save_predictions=save_predictions, preview_every=previews, progress=not quiet,
     )
-    results = run_evaluation(
-        tr2m, datasets, out, settings, model_info=describe_model(tr2m, folder), command=["tr2m", *sys.argv[1:]],
-        echo=lambda line: click.echo(line, err=True),
-    )
+    try:
+        results = run_evaluation(
+            tr2m, datasets, out, settings, model_info=describe_model(tr2m, folder), command=["tr2m", *sys.argv[1:]],
+            echo=lambda line: click.echo(line, err=True), skipped=skipped,
+        )
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; the finished images are in {out / 'results.json'} and {out / 'per_image.csv'}", err=True)
+        sys.exit(130)
     click.echo("")
-    click.echo(format_table(results), nl=False)
+    click.echo(format_table(results, skipped), nl=False)
     click.echo(f"\nWrote {out / 'results.json'}, {out / 'per_image.csv'} and {out / 'table.txt'}.")
+    failed = sum(len(result.failed) for result in results)
+    if failed:
+        click.echo(f"tr2m: {failed} image(s) could not be scored (status 'failed' in {out / 'per_image.csv'})", err=True)
+        sys.exit(1)

@@ -39,6 +39,38 @@ captioner_option = click.option(
 )
 
 
+# --<name>-root for each dataset, as `tr2m eval` and `tr2m train` both take them (and as the
+# "pass its root (--nyu-root DIR)" errors of tr2m_cli.data name them). The values arrive as
+# keyword arguments `<name>_root`; `dataset_roots(kwargs)` collects them by dataset name.
+DATASET_ROOT_FLAGS = {
+    "nyu": ("--nyu-root",),
+    "kitti": ("--kitti-root",),
+    "void": ("--void-root",),
+    "c3vd": ("--c3vd-root",),
+    "sunrgbd": ("--sunrgbd-root", "--sun-root"),
+    "ibims": ("--ibims-root",),
+    "hypersim": ("--hypersim-root",),
+    "diode": ("--diode-root",),
+    "simcol": ("--simcol-root",),
+}
+
+
+def dataset_root_options(function):
+    from pathlib import Path
+
+    for name, flags in reversed(DATASET_ROOT_FLAGS.items()):
+        function = click.option(
+            *flags, f"{name}_root", type=click.Path(file_okay=False, path_type=Path), default=None,
+            help=f"The {name} root [DATA_ROOT/{name}, $TR2M_{name.upper()}_ROOT].",
+        )(function)
+    return function
+
+
+def dataset_roots(options: dict) -> dict:
+    """Pop the `<name>_root` values out of a command's keyword arguments: {name: path} of those given."""
+    return {name: path for name in DATASET_ROOT_FLAGS if (path := options.pop(f"{name}_root", None)) is not None}
+
+
 def engine_options(command):
     """--engine and the Ray engine's resources, for every command that runs per-photo work."""
     for option in reversed([

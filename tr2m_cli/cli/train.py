@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from .options import device_option, model_option, precision_option, quiet_option
+from .options import dataset_root_options, dataset_roots, device_option, model_option, precision_option, quiet_option
 
 # Options that take several values, as in `--datasets nyu kitti void c3vd`.
 VARIADIC_OPTIONS = ("--datasets", "--val-datasets")
@@ -52,6 +53,8 @@ def _size(ctx, param, value: str | None):
 @click.group(cls=TrainGroup, invoke_without_command=True, no_args_is_help=True)
 @click.option("--datasets", multiple=True, metavar="NAME…", help="Training sets, mixed one batch each in turn [default: nyu kitti void c3vd].")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding each dataset's sub-folder.")
+@dataset_root_options
+@click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
 @click.option("--captions", type=click.Path(path_type=Path), help="Caption folder or mapping, passed to the dataset readers.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run folder (checkpoints, metrics.jsonl, run.json).")
 @click.option("--resume", "resume_from", type=click.Path(exists=True, path_type=Path), metavar="RUN|CHECKPOINT", help="Continue a run exactly where it stopped.")
@@ -74,7 +77,12 @@ def _size(ctx, param, value: str | None):
 @click.option("--si-lambda", type=click.FloatRange(0, 1), default=0.15, show_default=True, help="λ inside L_si.")
 @click.option("--pseudo-threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="δ1 gate ρ of L_tp-si.")
 @click.option("--scale-classes", type=click.IntRange(min=2), default=20, show_default=True, help="|C| of L_soc.")
+@click.option("--pseudo-average", type=click.Choice(["passing", "batch"]), default="passing", show_default=True, help="L_tp-si averaged over the images passing ρ, or over the whole batch.")
+@click.option("--contrast-negatives", type=click.Choice(["mean", "sum-exp"]), default="mean", show_default=True, help="S_n of L_soc: mean similarity to other-class keys, or each key in the denominator (InfoNCE).")
+@click.option("--class-range", type=click.Choice(["image", "dataset"]), default="image", show_default=True, help="Depth classes over each image's depth range, or the dataset's.")
+@click.option("--contrast-start-epoch", type=click.IntRange(min=0), default=0, show_default=True, help="First epoch (from 0) with L_soc pulling (the release's option: 1).")
 @click.option("--ema-momentum", type=click.FloatRange(0, 1), default=0.99, show_default=True)
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True, help="Linear learning-rate warm-up (the release's option: 1000).")
 @click.option("--no-augment", is_flag=True, help="No flips and no colour changes.")
 @click.option("--no-colour-augment", is_flag=True, help="Flips only (what --cache-features allows).")
 @click.option("--input-size", callback=_size, metavar="HxW", help="Network input for every set [default: each set's eval size].")
@@ -87,7 +95,8 @@ def _size(ctx, param, value: str | None):
 @precision_option
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data-loading processes.")
 @click.option("--cache-features", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Cache frozen-encoder outputs (needs --no-colour-augment).")
-@click.option("--checkpoint-every", "checkpoint_every_steps", type=click.IntRange(min=1), metavar="STEPS", help="Also checkpoint every STEPS steps.")
+@click.option("--checkpoint-every", "checkpoint_every_steps", type=click.IntRange(min=0), default=1000, show_default=True, metavar="STEPS", help="Also checkpoint every STEPS steps (0: only at epoch ends).")
+@click.option("--max-nonfinite-steps", type=click.IntRange(min=1), default=100, show_default=True, metavar="N", help="Stop after N steps in a row with a non-finite loss or gradient.")
 @click.option("--keep", "keep_checkpoints", type=click.IntRange(min=1), default=3, show_default=True, help="Checkpoints kept (besides the best).")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, metavar="STEPS")
 @click.option("--tensorboard/--no-tensorboard", default=None, help="TensorBoard logs [default: if installed].")
@@ -109,7 +118,11 @@ def train(ctx: click.Context, **options) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from ..train import resume, train as run_training
+    from ..train.loop import TrainingInterrupted
 
+    options["roots"] = {name: str(path) for name, path in dataset_roots(options).items()}
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, one process reports
+    target = options["resume_from"] or options["out"]
     try:
         if options["resume_from"] is not None:
             overrides = _resume_overrides(ctx, options)
@@ -118,11 +131,16 @@ def train(ctx: click.Context, **options) -> None:
             if options["out"] is None:
                 raise click.UsageError("--out is required for a new run (or give --resume RUN)")
             result = run_training(_config(options))
+    except TrainingInterrupted as stopped:
+        if main_process:
+            saved = f"checkpoint {stopped.checkpoint}; " if stopped.checkpoint else ""
+            click.echo(f"\nstopped ({saved}continue with: tr2m train --resume {target})", err=True)
+        ctx.exit(stopped.exit_code)
     except KeyboardInterrupt:
-        target = options["resume_from"] or options["out"]
-        click.echo(f"\ninterrupted; continue with: tr2m train --resume {target}", err=True)
+        if main_process:
+            click.echo(f"\ninterrupted; continue with: tr2m train --resume {target}", err=True)
         ctx.exit(130)
-    if result.last_checkpoint is not None:
+    if result.last_checkpoint is not None and result.is_main:
         click.echo(f"run: {result.run_dir}  last checkpoint: {result.last_checkpoint}")
         which = "best" if result.best_checkpoint else "last"
         click.echo(f"export: tr2m train export {result.run_dir} --which {which} --out MODEL_DIR")
@@ -140,6 +158,9 @@ def _config(options: dict):
         variance_focus=options["si_lambda"],
         pseudo_threshold=options["pseudo_threshold"],
         scale_classes=options["scale_classes"],
+        pseudo_average=options["pseudo_average"],
+        contrast_negatives=options["contrast_negatives"],
+        class_range=options["class_range"],
     )
     augment = AugmentSettings()
     if options["no_augment"]:
@@ -150,6 +171,9 @@ def _config(options: dict):
     values.update(
         out=str(options["out"]),
         data_root=_text(options["data_root"]),
+        roots=options["roots"],
+        kitti_gt_root=_text(options["kitti_gt_root"]),
+        checkpoint_every_steps=options["checkpoint_every_steps"] or None,
         captions=_text(options["captions"]),
         cache_features=_text(options["cache_features"]),
         val_datasets=split_names(options["val_datasets"]),
@@ -187,7 +211,9 @@ _FIELDS = {
     "device": "device",
     "precision": "precision",
     "num_workers": "num_workers",
-    "checkpoint_every_steps": "checkpoint_every_steps",
+    "max_nonfinite_steps": "max_nonfinite_steps",
+    "warmup_steps": "warmup_steps",
+    "contrast_start_epoch": "contrast_start_epoch",
     "keep_checkpoints": "keep_checkpoints",
     "log_every": "log_every",
     "tensorboard": "tensorboard",
@@ -203,19 +229,24 @@ def _resume_overrides(ctx: click.Context, options: dict) -> dict:
     given = [
         name
         for name in options
-        if name not in ("resume_from", "quiet") and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+        if name not in ("resume_from", "quiet", "roots") and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
     ]
     fields = {**_FIELDS, "data_root": "data_root", "captions": "captions", "cache_features": "cache_features",
-              "val_datasets": "val_datasets"}  # fmt: skip
+              "val_datasets": "val_datasets", "kitti_gt_root": "kitti_gt_root",
+              "checkpoint_every_steps": "checkpoint_every_steps"}  # fmt: skip
     fixed = [name for name in given if fields.get(name) not in RESUMABLE_OVERRIDES]
     if fixed:
         spelled = {param.name: param.opts[0] for param in ctx.command.params}
         flags = ", ".join(spelled[name] for name in fixed)
         raise click.UsageError(f"{flags}: fixed by the run being resumed (start a new run to change them)")
     overrides = {fields[name]: options[name] for name in given}
-    for name in ("data_root", "captions", "cache_features"):
+    for name in ("data_root", "captions", "cache_features", "kitti_gt_root"):
         if name in overrides:
             overrides[name] = _text(overrides[name])
+    if "checkpoint_every_steps" in overrides:
+        overrides["checkpoint_every_steps"] = overrides["checkpoint_every_steps"] or None
+    if options["roots"]:
+        overrides["roots"] = options["roots"]  # datasets moved since: where they are now
     if "val_datasets" in overrides:
         overrides["val_datasets"] = split_names(overrides["val_datasets"])
     overrides["progress"] = not options["quiet"]

@@ -4,11 +4,14 @@ The paper's captions come in three shapes (spec §5):
 
 - a **tree** mirroring the dataset, one `.txt` per image with several captions, one per line
   (15 in the release, but nothing here assumes a count); evaluation uses line 0, training any line;
-- a **mapping** file, JSON: image key → caption or list of captions;
+- a **mapping** file: JSON (image key → caption or list of captions), JSON Lines or CSV/TSV of
+  image and caption (what `tr2m caption` writes), or lines of `key<TAB>caption`;
 - a **lines** file, one caption per image in the loader's order (the release's zero-shot sets). That
   order is fragile, so it is made explicit: each dataset defines its order (its split list's, or
-  sorted paths), the line count must equal the image count, and a mismatch is an error. A lines
-  file whose every line is `key<TAB>caption` is read as a mapping instead.
+  sorted paths), the line count must equal the image count, and a mismatch is an error.
+
+Files are read by `tr2m_cli.io.captions` (`read_caption_file`, `read_caption_lines`), the one
+caption reader that `convert` and `caption` use too.
 
 Keys are image paths relative to the dataset root without their extension (`DepthSample.key`);
 mapping keys may also carry the extension, or be bare file names when those are unique.
@@ -16,11 +19,10 @@ mapping keys may also carry the extension, or be bare file names when those are 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from ..errors import DatasetError
+from ..errors import DatasetError, InputError
 from .files import relative_key
 
 if TYPE_CHECKING:
@@ -30,10 +32,6 @@ if TYPE_CHECKING:
 class NoCaptionsInFolder(DatasetError):
     """A caption folder holds nothing for this dataset (datasets that derive their captions, C3VD
     and SimCol, then keep their own)."""
-
-
-def split_caption_lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 class CaptionSource:
@@ -49,6 +47,10 @@ class CaptionSource:
     def check(self, keys: Sequence[str]) -> None:
         """Fail early (before any model runs) when the source clearly does not fit the dataset."""
 
+    def files_for(self, key: str) -> list[Path]:
+        """Files that must exist for `key`'s captions (checked with the sample's other files)."""
+        return []
+
 
 class CaptionTree(CaptionSource):
     def __init__(self, folder: Path) -> None:
@@ -59,20 +61,21 @@ class CaptionTree(CaptionSource):
         return self.folder / f"{key}.txt"
 
     def captions_for(self, key: str) -> list[str]:
+        from ..io.captions import read_caption_lines
+
         path = self.path_for(key)
         try:
-            captions = split_caption_lines(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: no caption file for image '{key}'") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{path}: unreadable caption file ({exc})") from None
+            captions = read_caption_lines(path)
+        except InputError as exc:
+            raise DatasetError(str(exc)) from None
+        if captions is None:
+            raise DatasetError(f"{path}: no caption file for image '{key}' (in the caption tree {self.folder})")
         if not captions:
             raise DatasetError(f"{path}: caption file is empty")
         return captions
 
-    def check(self, keys: Sequence[str]) -> None:
-        if keys and not self.path_for(keys[0]).is_file():
-            raise DatasetError(f"{self.path_for(keys[0])}: no caption file for image '{keys[0]}'")
+    def files_for(self, key: str) -> list[Path]:
+        return [self.path_for(key)]
 
 
 class CaptionMapping(CaptionSource):
@@ -114,34 +117,18 @@ def _as_caption_list(value: object, where: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def read_mapping_file(path: Path) -> CaptionMapping:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such caption file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: not a readable JSON caption mapping ({exc})") from None
-    if not isinstance(data, dict) or not data:
-        raise DatasetError(f"{path}: expected a JSON object mapping image keys to captions")
-    mapping = {str(k): _as_caption_list(v, f"{path} ['{k}']") for k, v in data.items()}
-    return CaptionMapping(mapping, str(path))
+def read_caption_source(path: Path, keys: Sequence[str], order: str) -> CaptionMapping:
+    """A caption file for a dataset whose images are `keys`: a mapping file read by key, or a
+    one-caption-per-line file paired with `keys` (the dataset's own, documented order)."""
+    from ..io.captions import read_caption_file
 
-
-def read_lines_file(path: Path, keys: Sequence[str], order: str) -> CaptionSource:
-    """One caption per image, paired with `keys` (the dataset's own, documented order)."""
     try:
-        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such caption file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: unreadable caption file ({exc})") from None
-    while lines and not lines[-1]:
-        lines.pop()
-    if "" in lines:  # dropping it would shift every later caption onto the wrong image
-        raise DatasetError(f"{path}: line {lines.index('') + 1} is empty; every image needs its caption on its own line")
-    if lines and all("\t" in line for line in lines):
-        pairs = [line.split("\t", 1) for line in lines]
-        return CaptionMapping({k: [v.strip()] for k, v in pairs}, str(path))
+        contents = read_caption_file(path, lines_allowed=True)
+    except InputError as exc:
+        raise DatasetError(str(exc)) from None
+    if contents.lines is None:
+        return CaptionMapping(contents.by_key, str(path))
+    lines = contents.lines
     if len(lines) != len(keys):
         raise DatasetError(
             f"{path}: {len(lines)} captions for {len(keys)} images; a one-caption-per-line file must "
@@ -200,10 +187,8 @@ def open_captions(spec: "str | Path | Mapping", dataset: "DepthDataset") -> Capt
 
 
 def _caption_file(path: Path, dataset: "DepthDataset", keys: Sequence[str]) -> CaptionSource:
-    if path.suffix.lower() == ".json":
-        return read_mapping_file(path)
-    source = read_lines_file(path, keys, dataset.caption_order)
-    if getattr(source, "positional", False):
+    source = read_caption_source(path, keys, dataset.caption_order)
+    if source.positional:
         source.notice = dataset.lines_caption_notice
     return source
 
@@ -219,6 +204,8 @@ def _caption_folder(folder: Path, dataset: "DepthDataset", keys: Sequence[str]) 
     file_names = [
         *(f"{n}.json" for n in names),
         "captions.json",
+        *(f"{n}.jsonl" for n in names),
+        "captions.jsonl",
         *(f"{n}_all.txt" for n in names),
         *(f"{n}.txt" for n in names),
         "captions.txt",
@@ -227,7 +214,14 @@ def _caption_folder(folder: Path, dataset: "DepthDataset", keys: Sequence[str]) 
         for file_name in file_names:
             if (candidate / file_name).is_file():
                 return _caption_file(candidate / file_name, dataset, keys)
+    # A tree that lacks the first image's file is still a tree: the images without a caption file
+    # are reported one by one (before any model runs), not as "no captions here".
+    for key in keys[1:]:
+        for candidate in folders:
+            if (candidate / f"{key}.txt").is_file():
+                return CaptionTree(candidate)
+    expected = folder / dataset.caption_folder / split / f"{first}.txt"
     raise NoCaptionsInFolder(
-        f"{folder}: no {dataset.name} captions: expected a tree with {first}.txt (also under "
-        f"{dataset.caption_folder}/{split}/), {dataset.name}.json, or {dataset.caption_folder}_all.txt"
+        f"{folder}: no {dataset.name} captions: expected a per-image tree such as {expected}, "
+        f"or {dataset.name}.json / {dataset.caption_folder}_all.txt in {folder}"
     )

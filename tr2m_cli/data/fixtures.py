@@ -3,11 +3,11 @@
 
     from tr2m_cli.data.fixtures import write_tiny_data_root
     tiny = write_tiny_data_root("/tmp/tiny-data")      # /tmp/tiny-data/<conventional folder>/...
-    # then: tr2m eval --datasets all --zero-shot all --data-root /tmp/tiny-data \
-    #           --captions /tmp/tiny-data/captions --model tiny-model
-    write_tiny_training_data("/tmp/tiny-data")          # training splits of nyu kitti void c3vd
-    # then: tr2m train --datasets nyu kitti void c3vd --data-root /tmp/tiny-data \
-    #           --captions /tmp/tiny-data/captions --out runs/try --model tiny-model
+    # test splits of the nine sets and training splits of nyu kitti void c3vd; then:
+    #   tr2m eval --datasets all --zero-shot all --data-root /tmp/tiny-data \
+    #             --captions /tmp/tiny-data/captions --model tiny-model
+    #   tr2m train --datasets nyu kitti void c3vd --data-root /tmp/tiny-data \
+    #             --captions /tmp/tiny-data/captions --out runs/try --model tiny-model --batch-size 2
 
 Each writer picks raw stored values (uint16 millimetres, the C3VD TIFF scale, HyperSim ray
 distances, …) and records the metres they stand for, computed here from the datasets' published
@@ -345,10 +345,12 @@ def write_caption_mapping(path: str | Path, tiny: TinyDataset) -> Path:
 
 def write_tiny_data_root(
     folder: str | Path, names: tuple[str, ...] | list[str] = DATASET_NAMES, *, frames: int = 2, seed: int = 0,
-    sizes: dict[str, tuple[int, int]] | None = None,
+    sizes: dict[str, tuple[int, int]] | None = None, train_frames: int = 2,
 ) -> dict[str, TinyDataset]:
     """Several tiny datasets under `folder/<conventional folder>/`, with the paper-style caption
-    release in `folder/captions/`."""
+    release in `folder/captions/`: the test split of each (what `tr2m eval` reads) and, with
+    `train_frames` > 0, the training split of the in-domain ones among them (what `tr2m train`
+    reads; `write_tiny_training_data`). Returns the test splits by name."""
     folder = Path(folder)
     sizes = sizes or {}
     written = {
@@ -358,6 +360,9 @@ def write_tiny_data_root(
         for i, name in enumerate(names)
     }
     write_caption_release(folder / "captions", written)
+    trainable = [name for name in written if name in TRAINABLE]
+    if train_frames and trainable:
+        write_tiny_training_data(folder, trainable, frames=train_frames, seed=seed + 100, sizes=sizes)
     return written
 
 

@@ -6,10 +6,13 @@
 
 Depth: uint16 PNG spanning 0–50 m: metres = v × 50 / 65535. A pixel counts only where both masks
 are nonzero (mask_invalid marks missing laser returns with 0, mask_transp transparent surfaces).
-Photos are ImageNet-normalised like every other set (the reference forgot to for iBims).
+Photos are ImageNet-normalised like every other set; the authors' code does not normalise iBims
+photos (`EvalProtocol(normalize=False)`, `tr2m eval --match-reference`, reproduces that).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +48,13 @@ class IBims(DepthDataset):
             )
             for name in names
         ]
+
+    def sample_files(self, entry: Entry) -> dict[str, Path]:
+        return {
+            **super().sample_files(entry),
+            "invalid-pixel mask": Path(entry.extras["mask_invalid"]),
+            "transparency mask": Path(entry.extras["mask_transp"]),
+        }
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
         depth, measured = read_scaled_depth(entry.depth, DEPTH_METRES_PER_UNIT)

@@ -15,6 +15,7 @@ Eigen test frames have no annotated depth) are left out, giving the usual 652 te
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -64,18 +65,30 @@ class KITTI(DepthDataset):
         if not rows:
             return []
         raw_base = self._locate([self.root / f for f in RAW_FOLDERS], rows[0][0], "KITTI raw image")
-        gt_bases = [Path(self.gt_root).expanduser()] if self.gt_root else [self.root / f for f in GT_FOLDERS]
-        gt_bases = [base for base in gt_bases if base.is_dir()]
-        entries = []
+        searched = [Path(self.gt_root).expanduser()] if self.gt_root else [self.root / f for f in GT_FOLDERS]
+        gt_bases = [base for base in searched if base.is_dir()]
+        found: Counter[Path] = Counter()
+        depths = []
         for row in rows:
+            base = next((base for base in gt_bases if (base / row[1]).is_file()), None)
+            if base is not None:
+                found[base] += 1
+            depths.append(None if base is None else base / row[1])
+        if not found:
+            looked = ", ".join(str(base) for base in searched)
+            raise DatasetError(
+                f"{self.root}: no KITTI annotated depth found (first expected: {rows[0][1]}, looked under {looked}); "
+                f"give the folder holding <drive>/proj_depth/groundtruth/ as gt_root= (--kitti-gt-root DIR)"
+            )
+        # A frame whose depth is missing is named where its neighbours are (e.g. under val/).
+        usual = found.most_common(1)[0][0]
+        entries = []
+        for row, depth in zip(rows, depths):
             image = raw_base / row[0]
             if not image.is_file() and image.with_suffix(".jpg").is_file():
                 image = image.with_suffix(".jpg")  # copies converted to JPEG, as monodepth2 does
-            depth = next((base / row[1] for base in gt_bases if (base / row[1]).is_file()), None)
-            if depth is None:
-                depth = (gt_bases[0] if gt_bases else self.root) / row[1]
             focal = float(row[2]) if len(row) > 2 else None
-            entries.append(Entry(relative_key(row[0]), image, depth, focal))
+            entries.append(Entry(relative_key(row[0]), image, depth or usual / row[1], focal))
         return entries
 
     def _locate(self, bases: list[Path], relative: str, what: str) -> Path:

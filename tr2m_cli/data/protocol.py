@@ -11,9 +11,14 @@ The presets are the paper's protocol as the authors' evaluation code runs it (sp
 | c3vd     | 1e-4 – 0.1    | none  | 434×560    | photo and GT resized to 480×640            |
 | sunrgbd  | 1e-3 – 8      | eigen | 518×728    |                                            |
 | ibims    | 1e-3 – 10     | eigen | 434×560    |                                            |
-| hypersim | 1e-3 – 80     | none  | 434×560    | photo resized to 480×640                   |
-| diode    | 1e-3 – 80     | garg  | 434×560    | photo resized to 480×640                   |
+| hypersim | 1e-3 – 80     | none  | 434×560    | photo resized to 480×640 (float, antialiased) |
+| diode    | 1e-3 – 80     | garg  | 434×560    | photo resized to 480×640 (float, antialiased) |
 | simcol   | 1e-4 – 0.1    | none  | 434×560    | photo resized to 480×640                   |
+
+The first resize to 480×640 follows the reference exactly: C3VD and SimCol resize the decoded photo
+(torchvision's Resize on a PIL image: PIL bilinear, which antialiases, to uint8); HyperSim and DIODE
+resize the float tensor after normalisation (torchvision's Resize on a tensor: bilinear,
+antialiased, in float). Normalising first or last gives the same numbers (both are linear).
 
 The Garg crop on KITTI is taken on the 352×1216 cropped ground truth, as the authors' (and
 ZoeDepth's) evaluation does; `crop_ground_truth=False` takes it on the full-size ground truth with
@@ -40,6 +45,7 @@ GARG_ROWS = (0.40810811, 0.99189189)  # Garg et al.'s KITTI crop, as fractions o
 GARG_COLS = (0.03594771, 0.96405229)
 KB_SIZE = (352, 1216)  # the KITTI depth benchmark crop: bottom 352 rows, centred 1216 columns
 REPORT_UNITS = {"metres": 1.0, "millimetres": 1000.0}
+RESIZE_TARGETS = ("photo", "tensor")
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,11 @@ class EvalProtocol:
         ground truth too when `crop_ground_truth` (the authors' code); otherwise the prediction is
         placed back into the full-size frame and compared there (BTS-style evaluation).
     image_resize: the reference release first resizes some photos (to 480×640) before the network
-        resize; kept for parity. depth_resize: ground truth resized (nearest) before comparing (C3VD).
+        resize; kept for parity. image_resize_on: "photo" resizes the uint8 photo with PIL (bilinear,
+        antialiased), "tensor" the float pixels with torch (bilinear, antialiased), as the reference
+        does for each set. depth_resize: ground truth resized (nearest) before comparing (C3VD).
+    normalize: ImageNet-normalise the photo (every set; the authors' code skips it for iBims, which
+        `normalize=False` reproduces).
     domain: scene domain handed to the model ("surgical" makes millimetre-trained weights answer in
         metres, see ModelSpec.domain_units).
     report_unit: the unit the paper reports RMSE and SqRel in for this set (tables only).
@@ -73,6 +83,8 @@ class EvalProtocol:
     domain: str | None = None
     report_unit: str = "metres"
     crop_ground_truth: bool = True
+    image_resize_on: str = "photo"
+    normalize: bool = True
 
     def __post_init__(self) -> None:
         for key in ("crop", "input_crop", "image_resize", "depth_resize", "input_size"):
@@ -93,6 +105,8 @@ class EvalProtocol:
         if self.input_size is not None and any(side % PATCH_SIZE for side in self.input_size):
             h, w = self.input_size
             raise InputError(f"input size {h}x{w}: both sides must be multiples of {PATCH_SIZE}")
+        if self.image_resize_on not in RESIZE_TARGETS:
+            raise InputError(f"image_resize_on '{self.image_resize_on}': expected {' or '.join(RESIZE_TARGETS)}")
         if self.report_unit not in REPORT_UNITS:
             raise InputError(f"report unit '{self.report_unit}': expected {' or '.join(REPORT_UNITS)}")
 
@@ -123,11 +137,14 @@ class EvalProtocol:
             target = "photo and ground truth" if self.crop_ground_truth else "photo (ground truth kept whole)"
             parts.append(f"KITTI benchmark crop 352x1216 of the {target} first")
         if self.image_resize:
-            parts.append("photo resized to {}x{} first".format(*self.image_resize))
+            how = " (float, antialiased)" if self.image_resize_on == "tensor" else ""
+            parts.append("photo resized to {}x{}{} first".format(*self.image_resize, how))
         if self.depth_resize:
             parts.append("ground truth resized (nearest) to {}x{}".format(*self.depth_resize))
         size = "{}x{}".format(*self.input_size) if self.input_size else "aspect-keeping"
         parts.append(f"network input {size}")
+        if not self.normalize:
+            parts.append("photo not ImageNet-normalised")
         if self.domain:
             parts.append(f"domain {self.domain}")
         return ", ".join(parts)
@@ -202,8 +219,12 @@ PRESETS: dict[str, EvalProtocol] = {
     ),
     "sunrgbd": EvalProtocol("sunrgbd", 1e-3, 8.0, "eigen", (518, 728), domain="indoor"),
     "ibims": EvalProtocol("ibims", 1e-3, 10.0, "eigen", _REFERENCE_480, domain="indoor"),
-    "hypersim": EvalProtocol("hypersim", 1e-3, 80.0, None, _REFERENCE_480, image_resize=(480, 640), domain="indoor"),
-    "diode": EvalProtocol("diode", 1e-3, 80.0, "garg", _REFERENCE_480, image_resize=(480, 640), domain="outdoor"),
+    "hypersim": EvalProtocol(
+        "hypersim", 1e-3, 80.0, None, _REFERENCE_480, image_resize=(480, 640), image_resize_on="tensor", domain="indoor"
+    ),
+    "diode": EvalProtocol(
+        "diode", 1e-3, 80.0, "garg", _REFERENCE_480, image_resize=(480, 640), image_resize_on="tensor", domain="outdoor"
+    ),
     "simcol": EvalProtocol(
         "simcol", 1e-4, 0.1, None, _REFERENCE_480, image_resize=(480, 640), domain="surgical",
         report_unit="millimetres",

@@ -53,11 +53,18 @@ class SimCol(DepthDataset):
                 raise DatasetError(f"{folder}: missing (listed in {listing})")
             frames = sorted(folder.glob("FrameBuffer_*.png"), key=lambda p: p.name)
             for image in frames:
+                # Kept even without its depth file: evaluation reports such a frame, never drops it.
                 depth = image.with_name(image.name.replace("FrameBuffer_", "Depth_"))
-                if depth.is_file():
-                    key = f"{sequence}/{image.stem}"
-                    entries.append(Entry(key, image, depth, extras={"sequence": sequence}))
+                entries.append(Entry(f"{sequence}/{image.stem}", image, depth, extras={"sequence": sequence}))
         return entries
+
+    def differences_from_reference(self) -> list[str]:
+        if self.caption_template == REFERENCE_CAPTION:
+            return []
+        return [
+            "a caption per synthetic colon; the authors' code gives every frame one fixed C3VD caption "
+            "(--simcol-caption reference)"
+        ]
 
     def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
         return read_scaled_depth(entry.depth, DEPTH_METRES_PER_UNIT)

@@ -103,7 +103,15 @@ class SUNRGBD(DepthDataset):
     def _focal(self, entry: Entry) -> float | None:
         return read_focal(entry.image.parent.parent / "intrinsics.txt")
 
-    def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
+    def _read_depth(self, entry: Entry) -> tuple[np.ndarray, np.ndarray, dict]:
         raw = read_uint16_image(entry.depth)
-        depth, _ = decode_sun_depth(raw, self.depth_encoding)
-        return depth, raw > 0
+        depth, encoding = decode_sun_depth(raw, self.depth_encoding)
+        return depth, raw > 0, {"depth_encoding": encoding}  # recorded per frame by tr2m eval
+
+    def differences_from_reference(self) -> list[str]:
+        if self.depth_encoding == "reference":
+            return []
+        return [
+            f"depth decoded '{self.depth_encoding}' (per frame, see per_image.csv); the authors' code "
+            f"divides by 10000, 0.8x the true depth on the original files (--sun-depth reference)"
+        ]

@@ -1,5 +1,6 @@
 """Reports of an evaluation: the terminal table in the paper's layout (ours, the paper's, the
-difference), `results.json` (protocol, model provenance, means) and `per_image.csv`."""
+difference, how many images were scored, and a mark on every row whose protocol differs from the
+paper's), `results.json` (protocol, model provenance, means, flagged images) and `per_image.csv`."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any, Iterable, Sequence
 from ..data.protocol import REPORT_UNITS
 from ..io.atomic import write_json, write_text
 from ..metrics import HIGHER_IS_BETTER, LABELS, LENGTH_METRICS, METRICS
-from .paper import PAPER_RESULTS, SOURCE, table_columns
+from .paper import PAPER_ROWS, PAPER_RESULTS, SOURCE, difference_from_paper, table_columns
 from .run import DatasetResult
+
+MARK = "†"  # a row whose protocol differs from the one behind the published numbers
 
 
 def _value(result: DatasetResult, metric: str, value: float) -> float:
@@ -41,34 +44,46 @@ def _header(metric: str, result: DatasetResult, width: int = WIDTH) -> str:
 
 
 def _count(result: DatasetResult) -> str:
-    if len(result.rows) < result.total:
-        return f"first {len(result.rows)} of {result.total}"
-    return f"{result.evaluated} image" + ("s" if result.evaluated != 1 else "")
+    """"654 images", "652 of 654 scored", "first 50 of 654", "first 50 of 654, 49 scored"."""
+    scored, attempted, total = result.evaluated, result.attempted, result.total
+    if result.interrupted:
+        return f"interrupted: {scored} of {total} scored"
+    if result.limited:
+        return f"first {attempted} of {total}" + (f", {scored} scored" if scored < attempted else "")
+    if scored < total:
+        return f"{scored} of {total} scored"
+    return f"{total} image" + ("s" if total != 1 else "")
 
 
-def format_table(results: Sequence[DatasetResult]) -> str:
+def _title(result: DatasetResult) -> str:
+    return f"{result.title} ({_count(result)})" + (f" {MARK}" if result.differences else "")
+
+
+def format_table(results: Sequence[DatasetResult], skipped: Sequence[str] = ()) -> str:
     """The paper's layout: in-domain sets with six metrics each, zero-shot sets with AbsRel and δ1;
-    our number, the published one, and ours − published."""
+    our number, the published one, and ours − published (in the paper's units). Rows marked †
+    were not run under the protocol behind the published numbers (listed below the table);
+    `skipped` names sets that were asked for but not found."""
     out = io.StringIO()
     in_domain = [r for r in results if r.kind == "in-domain"]
     zero_shot = [r for r in results if r.kind != "in-domain"]
+    title_width = max([32, *(len(_title(r)) + 2 for r in results)])
     if in_domain:
         out.write("In-domain (the paper trains one model on NYUv2, KITTI, VOID and C3VD)\n")
         for result in in_domain:
             columns = table_columns(result.dataset, "in-domain")
             ours = result.means
             paper = PAPER_RESULTS.get(result.dataset, {})
-            title = f"{result.title} ({_count(result)})"
-            out.write(f"  {title:<30}" + "".join(_header(m, result) for m in columns) + "\n")
-            out.write(f"  {'ours':>30}" + "".join(_fmt(_value(result, m, ours[m])) for m in columns) + "\n")
-            out.write(f"  {'paper':>30}" + "".join(_fmt(paper.get(m)) for m in columns) + "\n")
+            out.write(f"  {_title(result):<{title_width}}" + "".join(_header(m, result) for m in columns) + "\n")
+            out.write(f"  {'ours':>{title_width}}" + "".join(_fmt(_value(result, m, ours[m])) for m in columns) + "\n")
+            out.write(f"  {'paper':>{title_width}}" + "".join(_fmt(paper.get(m)) for m in columns) + "\n")
             deltas = [_value(result, m, ours[m]) - paper[m] if m in paper else None for m in columns]
-            out.write(f"  {'ours − paper':>30}" + "".join(_fmt(d, signed=True) for d in deltas) + "\n")
+            out.write(f"  {'ours − paper':>{title_width}}" + "".join(_fmt(d, signed=True) for d in deltas) + "\n")
     if zero_shot:
         if in_domain:
             out.write("\n")
-        out.write(f"Zero-shot{'':<23}{'AbsRel↓':^24}  {'δ1↑':^24}\n")
-        out.write(f"  {'':<30}" + f"{'ours':>8}{'paper':>8}{'Δ':>8}  " * 2 + "\n")
+        out.write(f"{'Zero-shot':<{title_width + 2}}{'AbsRel↓':^24}  {'δ1↑':^24}\n")
+        out.write(f"  {'':<{title_width}}" + f"{'ours':>8}{'paper':>8}{'Δ':>8}  " * 2 + "\n")
         for result in zero_shot:
             paper = PAPER_RESULTS.get(result.dataset, {})
             cells = ""
@@ -76,7 +91,7 @@ def format_table(results: Sequence[DatasetResult]) -> str:
                 ours = result.means[metric]
                 delta = ours - paper[metric] if metric in paper else None
                 cells += _fmt(ours, 8) + _fmt(paper.get(metric), 8) + _fmt(delta, 8, signed=True) + "  "
-            out.write(f"  {result.title + ' (' + _count(result) + ')':<30}{cells.rstrip()}\n")
+            out.write(f"  {_title(result):<{title_width}}{cells.rstrip()}\n")
     out.write("\nAll metrics (ours; per-image means; metres, RMSE/SqRel in mm where marked)\n")
     out.write(f"  {'dataset':<16}" + "".join(f"{LABELS[m]:>10}" for m in METRICS) + "\n")
     for result in results:
@@ -84,12 +99,28 @@ def format_table(results: Sequence[DatasetResult]) -> str:
         row = "".join(f"{_fmt(_value(result, m, result.means[m]), 10)}" for m in METRICS)
         out.write(f"  {result.title:<16}{row}{unit}\n")
     out.write(f"\nPaper: {SOURCE}.\n")
+    marked = [r for r in results if r.differences]
+    if marked:
+        out.write(f"{MARK} Protocol differs from the one behind the published numbers:\n")
+        for result in marked:
+            out.write(f"  {result.title}: {'; '.join(result.differences)}.\n")
     for result in results:
-        if len(result.rows) < result.total:
-            out.write(f"Note: {result.title}: only the first {len(result.rows)} of {result.total} images; not comparable with the paper.\n")
-        flagged = result.nonfinite
+        for name, counts in result.decodings().items():
+            shown = ", ".join(f"{value} {count}" for value, count in sorted(counts.items()))
+            out.write(f"Note: {result.title}: {name.replace('_', ' ')} chosen per frame: {shown} (per_image.csv).\n")
+        failed = result.failed
+        if failed:
+            out.write(
+                f"Note: {result.title}: {len(failed)} image(s) could not be scored "
+                f"(first: {failed[0].key}: {failed[0].problem}); see per_image.csv.\n"
+            )
+        flagged = [row for row in result.nonfinite if not row.failed]
         if flagged:
-            out.write(f"Note: {result.title}: {len(flagged)} image(s) flagged (first: {flagged[0].key}: {flagged[0].problem}); see results.json.\n")
+            out.write(f"Note: {result.title}: {len(flagged)} image(s) flagged (first: {flagged[0].key}: {flagged[0].problem}); see per_image.csv.\n")
+        if result.interrupted:
+            out.write(f"Note: {result.title}: interrupted after {len(result.rows)} of {result.attempted} images.\n")
+    if skipped:
+        out.write("Not evaluated: " + "; ".join(skipped) + ".\n")
     return out.getvalue()
 
 
@@ -104,25 +135,36 @@ def describe_dataset(dataset, protocol, limit: int | None = None) -> str:
 
 
 def results_document(
-    results: Sequence[DatasetResult], *, model: dict[str, Any], runtime: dict[str, Any], command: list[str] | None = None
+    results: Sequence[DatasetResult],
+    *,
+    model: dict[str, Any],
+    runtime: dict[str, Any],
+    command: list[str] | None = None,
+    skipped: Sequence[str] = (),
 ) -> dict[str, Any]:
     from .. import __version__
 
     datasets = {}
     for result in results:
         entry = result.to_dict()
-        paper = PAPER_RESULTS.get(result.dataset, {})
-        entry["paper"] = dict(paper)
-        entry["difference_from_paper"] = {m: result.means[m] - v for m, v in paper.items()}
+        row = PAPER_ROWS.get(result.dataset)
+        entry["paper"] = dict(row.values) if row else {}
+        if row is not None:
+            entry["paper_citation"] = row.citation
+            entry["paper_units"] = f"rmse and sq_rel in {row.unit}; the other metrics unitless"
+        entry["difference_from_paper"] = difference_from_paper(result.dataset, result.means)
         datasets[result.dataset] = entry
     return {
         "tool": "tr2m eval",
         "version": __version__,
-        "units": "metres (rmse and sq_rel in metres; every other metric is unitless)",
+        "units": "metres (rmse and sq_rel in metres; every other metric is unitless); paper values and "
+        "difference_from_paper in each dataset's paper_units",
         "paper": SOURCE,
         "command": command or [],
         "model": model,
         "runtime": runtime,
+        "images_failed": sum(len(r.failed) for r in results),
+        "skipped_datasets": list(skipped),
         "datasets": datasets,
     }
 
@@ -168,11 +210,14 @@ def describe_model(model, folder: str | Path | None = None) -> dict[str, Any]:
     return info
 
 
-PER_IMAGE_COLUMNS = ("dataset", "key", "caption", "valid_pixels", "nonfinite_prediction_pixels", *METRICS, "problem")
+PER_IMAGE_COLUMNS = (
+    "dataset", "key", "status", "caption", "valid_pixels", "nonfinite_prediction_pixels", *METRICS, "problem", "notes",
+)
 
 
 def write_per_image_csv(path: str | Path, results: Iterable[DatasetResult]) -> Path:
-    """One row per image: metrics in metres, the caption used, and any problem."""
+    """One row per image, failed ones included: status (scored, flagged, not scored, failed),
+    metrics in metres, the caption used, any problem, and per-frame choices (notes)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=PER_IMAGE_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -182,9 +227,11 @@ def write_per_image_csv(path: str | Path, results: Iterable[DatasetResult]) -> P
             writer.writerow(
                 {
                     "dataset": result.dataset,
+                    "status": row.status,
                     **{k: data[k] for k in ("key", "caption", "valid_pixels", "nonfinite_prediction_pixels")},
                     **{m: "" if math.isnan(data[m]) else f"{data[m]:.6g}" for m in METRICS},
                     "problem": row.problem or "",
+                    "notes": "; ".join(f"{k}={v}" for k, v in row.notes.items()),
                 }
             )
     write_text(path, buffer.getvalue())

@@ -10,11 +10,12 @@ prediction resized bilinearly (align_corners=True) to the ground truth and conve
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -31,20 +32,43 @@ if TYPE_CHECKING:
 
 @dataclass
 class ImageResult:
-    """One image's metrics (metres) and what went into them."""
+    """One image's metrics (metres) and what went into them; or, when the image could not be
+    read or scored, why (`error`): such a row is kept and reported, never dropped."""
 
     key: str
     caption: str
     valid_pixels: int
     metrics: dict[str, float]
     nonfinite_prediction_pixels: int = 0  # NaN/inf in the raw prediction (clamped before metrics)
+    error: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # e.g. SUN RGB-D's depth decoding
+    index: int = -1  # position in the evaluated samples (rows are reported in this order)
+
+    @classmethod
+    def failure(cls, key: str, error: str, index: int = -1, caption: str = "") -> "ImageResult":
+        return cls(key, caption, 0, {m: math.nan for m in METRICS}, error=error, index=index)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     @property
     def finite(self) -> bool:
-        return is_finite(self.metrics)
+        return not self.failed and is_finite(self.metrics)
+
+    @property
+    def status(self) -> str:
+        """scored (in the means), flagged (in the means, but look), not scored, or failed."""
+        if self.failed:
+            return "failed"
+        if not self.finite:
+            return "not scored"
+        return "flagged" if self.problem else "scored"
 
     @property
     def problem(self) -> str | None:
+        if self.error is not None:
+            return self.error
         if self.valid_pixels == 0:
             return "no ground-truth pixels inside the range and crop"
         if not self.finite:
@@ -79,20 +103,46 @@ class DatasetResult:
     captions: str = ""
     notes: list[str] = field(default_factory=list)
     flip_tta: bool = False
+    planned: int | None = None  # images this run set out to evaluate (the split, or the first N)
+    interrupted: bool = False  # stopped part-way: the rows are what finished
+    differences: list[str] = field(default_factory=list)  # how this row's protocol differs from the paper's
 
     @property
     def means(self) -> dict[str, float]:
         """Per-image averages over the images whose metrics are finite (the paper's numbers)."""
-        return mean_metrics(row.metrics for row in self.rows)
+        return mean_metrics(row.metrics for row in self.rows if not row.failed)
 
     @property
     def evaluated(self) -> int:
+        """Images in the means."""
         return sum(row.finite for row in self.rows)
+
+    @property
+    def attempted(self) -> int:
+        return self.total if self.planned is None else self.planned
+
+    @property
+    def limited(self) -> bool:
+        return self.attempted < self.total
+
+    @property
+    def failed(self) -> list[ImageResult]:
+        """Images that could not be read or scored (a missing or broken file)."""
+        return [row for row in self.rows if row.failed]
 
     @property
     def nonfinite(self) -> list[ImageResult]:
         """Images left out of the means or whose prediction had NaN/inf: reported, never hidden."""
         return [row for row in self.rows if row.problem]
+
+    def decodings(self) -> dict[str, dict[str, int]]:
+        """Per-frame choices counted over the rows, e.g. {"depth_encoding": {"rotated": 5050}}."""
+        counts: dict[str, dict[str, int]] = {}
+        for row in self.rows:
+            for name, value in row.notes.items():
+                counts.setdefault(name, {}).setdefault(value, 0)
+                counts[name][value] += 1
+        return counts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,15 +152,22 @@ class DatasetResult:
             "split": self.split,
             "root": self.root,
             "images_in_split": self.total,
+            "images_attempted": self.attempted,
             "images_run": len(self.rows),
             "images_in_means": self.evaluated,
+            "images_failed": len(self.failed),
+            "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3),
             "flip_tta": self.flip_tta,
             "captions": self.captions,
             "notes": list(self.notes),
             "protocol": self.protocol.to_dict(),
+            "protocol_differences_from_paper": list(self.differences),
+            "per_frame_choices": self.decodings(),
             "means": self.means,
-            "flagged_images": [{"key": row.key, "problem": row.problem} for row in self.nonfinite],
+            "flagged_images": [
+                {"key": row.key, "status": row.status, "problem": row.problem} for row in self.nonfinite
+            ],
         }
 
 
@@ -135,6 +192,16 @@ def resize_photo(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
 
 
+def resize_pixels(pixels: "torch.Tensor", size: tuple[int, int]) -> "torch.Tensor":
+    """[3, H, W] float → [3, size]: bilinear with antialiasing, in float, as torchvision's Resize
+    does on a tensor (the reference's first resize of HyperSim and DIODE, after normalising)."""
+    import torch.nn.functional as F
+
+    if tuple(pixels.shape[-2:]) == tuple(size):
+        return pixels
+    return F.interpolate(pixels[None], size=tuple(size), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
 def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dict[str, Any]:
     """A DepthSample → the photo tensor the network resize starts from, the ground truth it is
     compared with, and its caption."""
@@ -153,7 +220,7 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
             valid = valid & inside
     if protocol.depth_resize is not None:
         depth, valid = nearest_resize(depth, protocol.depth_resize), nearest_resize(valid, protocol.depth_resize)
-    if protocol.image_resize is not None:
+    if protocol.image_resize is not None and protocol.image_resize_on == "photo":
         image = resize_photo(image, protocol.image_resize)
     if not sample.captions:
         raise DatasetError(f"{sample.dataset} '{sample.key}': no caption (give the dataset captions)")
@@ -165,6 +232,15 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
     if not image.flags.writeable:  # PIL's arrays are read-only; torch wants to own a writable one
         image = image.copy()
     pixels = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
+    if protocol.image_resize is not None and protocol.image_resize_on == "tensor":
+        pixels = resize_pixels(pixels, protocol.image_resize)
+        image = pixels.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()  # for previews
+    if not protocol.normalize:
+        # The network's input normalisation is affine per channel and the resizes are linear, so
+        # handing it x·std + mean gives it exactly the raw [0, 1] photo (the authors' iBims input).
+        from ..model.config import IMAGENET_MEAN, IMAGENET_STD
+
+        pixels = pixels * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     return {
         "key": sample.key,
         "pixels": pixels,
@@ -173,11 +249,18 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
         "caption": sample.captions[caption_line],
         "image": image,
         "window": window,
+        "notes": {k: str(v) for k, v in sample.extras.items() if k in PER_FRAME_NOTES},
     }
 
 
+PER_FRAME_NOTES = ("depth_encoding",)
+"""Sample extras that record a choice made per frame; kept in per_image.csv and results.json."""
+
+
 class _Prepared:
-    """The dataset seen through `prepare_sample`, indexable so a DataLoader's workers can run it."""
+    """The dataset seen through `prepare_sample`, indexable so a DataLoader's workers can run it.
+    A sample that cannot be read or prepared becomes a failure record (its key and why), so one
+    bad file never stops the others, in a worker process or not."""
 
     def __init__(self, dataset, protocol: EvalProtocol, caption_line: int) -> None:
         self.dataset, self.protocol, self.caption_line = dataset, protocol, caption_line
@@ -186,7 +269,24 @@ class _Prepared:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return prepare_sample(self.dataset[index], self.protocol, self.caption_line)
+        try:
+            item = prepare_sample(self.dataset[index], self.protocol, self.caption_line)
+        except Exception as exc:  # noqa: BLE001 - any reader's failure is this sample's, reported
+            return {"index": index, "key": _key_of(self.dataset, index), "error": _describe(exc)}
+        item["index"] = index
+        return item
+
+
+def _key_of(dataset, index: int) -> str:
+    entries = getattr(dataset, "entries", None)
+    return entries[index].key if entries is not None else str(index)
+
+
+def _describe(exc: Exception) -> str:
+    from ..errors import Tr2mError
+
+    text = str(exc) if isinstance(exc, Tr2mError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
 
 
 def _iterate(prepared: _Prepared, num_workers: int) -> Iterator[dict[str, Any]]:
@@ -258,6 +358,7 @@ def evaluate_dataset(
     predictions_dir: str | Path | None = None,
     previews_dir: str | Path | None = None,
     preview_every: int = 1,
+    on_start: Callable[[DatasetResult], None] | None = None,
 ) -> DatasetResult:
     """Run `model` on `dataset` and score it under `protocol` (default: the dataset's preset).
 
@@ -266,6 +367,10 @@ def evaluate_dataset(
     are saved as float32 metres (.npy, at the evaluated ground truth's size) under
     `predictions_dir/<key>.npy`; colour previews (photo | ground truth | prediction) as PNG under
     `previews_dir` for every `preview_every`-th image. The model's train/eval modes are restored.
+
+    An image whose files cannot be read, or that cannot be scored, is a failed row with the
+    reason; the others are scored. `on_start` receives the result before the first image: its rows
+    grow as images finish, so a caller still holds the finished work if the run is interrupted.
     """
     import torch
 
@@ -276,9 +381,25 @@ def evaluate_dataset(
         raise DatasetError(f"batch size {batch_size}: must be at least 1")
     total = len(dataset)
     subset = dataset.select(range(min(limit, total))) if limit is not None else dataset
+    result = DatasetResult(
+        dataset=dataset.name,
+        title=dataset.title,
+        kind=dataset.kind,
+        split=dataset.split,
+        root=str(dataset.root),
+        protocol=protocol,
+        rows=[],
+        total=total,
+        captions=dataset.captions_source.description,
+        notes=[*dataset.notes, *([dataset.captions_source.notice] if dataset.captions_source.notice else [])],
+        flip_tta=flip_tta,
+        planned=len(subset),
+    )
+    if on_start is not None:
+        on_start(result)
+    rows = result.rows
     factor = model.spec.metres_per_output_unit(protocol.domain)
     text_cache = _TextCache(model)
-    rows: list[ImageResult] = []
     started = time.perf_counter()
     modes = {module: module.training for module in model.modules()}
     model.eval()
@@ -296,8 +417,13 @@ def evaluate_dataset(
                 canvas = np.full(item["depth"].shape, np.nan, dtype=np.float32)
                 canvas[window] = pred
                 pred = canvas
-            rows.append(_score(item, pred, protocol, nonfinite))
-            _save_outputs(item, pred, protocol, len(rows) - 1, predictions_dir, previews_dir, preview_every)
+            try:
+                scored = _score(item, pred, protocol, nonfinite)
+            except Exception as exc:  # noqa: BLE001 - e.g. a ground truth of another size: this image's
+                rows.append(ImageResult.failure(item["key"], _describe(exc), item["index"], item["caption"]))
+                continue
+            rows.append(scored)
+            _save_outputs(item, pred, protocol, item["index"], predictions_dir, previews_dir, preview_every)
         bar.update(len(batch))
 
     try:
@@ -305,6 +431,10 @@ def evaluate_dataset(
             batch: list[dict] = []
             size = None
             for item in _iterate(_Prepared(subset, protocol, caption_line), num_workers):
+                if "error" in item:
+                    rows.append(ImageResult.failure(item["key"], item["error"], item["index"]))
+                    bar.update(1)
+                    continue
                 item_size = _network_size(model, protocol, item["pixels"])
                 if batch and (item_size != size or len(batch) >= batch_size):
                     flush(batch, size)
@@ -313,24 +443,16 @@ def evaluate_dataset(
                 size = item_size
             if batch:
                 flush(batch, size)
+    except BaseException:
+        result.interrupted = True
+        raise
     finally:
         bar.close()
         for module, training in modes.items():
             module.training = training
-    return DatasetResult(
-        dataset=dataset.name,
-        title=dataset.title,
-        kind=dataset.kind,
-        split=dataset.split,
-        root=str(dataset.root),
-        protocol=protocol,
-        rows=rows,
-        total=total,
-        seconds=time.perf_counter() - started,
-        captions=dataset.captions_source.description,
-        notes=[*dataset.notes, *([dataset.captions_source.notice] if dataset.captions_source.notice else [])],
-        flip_tta=flip_tta,
-    )
+        rows.sort(key=lambda row: row.index)  # failures are recorded as met, batches when they run
+        result.seconds = time.perf_counter() - started
+    return result
 
 
 def _score(item: dict, pred: np.ndarray, protocol: EvalProtocol, nonfinite: int) -> ImageResult:
@@ -348,6 +470,8 @@ def _score(item: dict, pred: np.ndarray, protocol: EvalProtocol, nonfinite: int)
         valid_pixels=pixels,
         metrics=metrics,
         nonfinite_prediction_pixels=nonfinite,
+        notes=dict(item.get("notes", {})),
+        index=item["index"],
     )
 
 

@@ -2,7 +2,8 @@
 function a notebook can call.
 
     datasets, skipped = open_eval_datasets(["nyu", "kitti"], data_root="/data", captions="/data/text_all")
-    results = run_evaluation(model, datasets, out_dir="eval-nyu-kitti")
+    problems = check_files(datasets)          # missing files, before any model loads
+    results = run_evaluation(model, datasets, out_dir="eval-nyu-kitti", skipped=skipped)
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..data import DatasetMissing, canonical_name, open_dataset
+from ..data.dataset import SampleProblem
 from ..data.protocol import EvalProtocol
+from ..io.atomic import write_text
 from .report import format_table, results_document, write_per_image_csv, write_results_json
 from .run import DatasetResult, evaluate_dataset
 
@@ -61,7 +64,8 @@ def open_eval_datasets(
 ) -> tuple[list, list[str]]:
     """Open every selected dataset before any model is loaded, so layout errors come first.
     `captions` serves every set (a caption release folder); `dataset_captions` names one source
-    per set and wins. Returns (datasets, notices about datasets skipped because no root was found)."""
+    per set and wins. Returns (datasets, notices about datasets skipped because no root was found:
+    "sunrgbd: no folder /data/sunrgbd; …")."""
     if not isinstance(selection, Selection):
         selection = Selection(required=tuple(canonical_name(n) for n in selection))
     roots, options = roots or {}, options or {}
@@ -78,8 +82,29 @@ def open_eval_datasets(
         except DatasetMissing as exc:
             if name in selection.required:
                 raise
-            skipped.append(f"skipping {name}: {exc}")
+            skipped.append(str(exc) if str(exc).startswith(f"{name}:") else f"{name}: {exc}")
     return datasets, skipped
+
+
+def check_files(datasets: Sequence, limit: int | None = None) -> dict[str, list[SampleProblem]]:
+    """Every sample's files, stat'ed before any model loads: dataset name → the samples (of the
+    first `limit`) with a missing or empty file. Those samples are evaluated as failed rows."""
+    found = {}
+    for dataset in datasets:
+        indices = range(min(limit, len(dataset))) if limit is not None else None
+        problems = dataset.missing_files(indices)
+        if problems:
+            found[dataset.name] = problems
+    return found
+
+
+def describe_problems(name: str, problems: Sequence[SampleProblem], total: int, shown: int = 3) -> list[str]:
+    """Lines for the terminal: how many samples of a set have missing files, and the first few."""
+    lines = [f"{name}: {len(problems)} of {total} samples cannot be read and will be reported as failed:"]
+    lines += [f"  {problem.key}: {problem.problem}" for problem in problems[:shown]]
+    if len(problems) > shown:
+        lines.append(f"  … and {len(problems) - shown} more (all listed in per_image.csv)")
+    return lines
 
 
 @dataclass
@@ -87,6 +112,7 @@ class EvalSettings:
     """How to run: shared by every dataset of one evaluation."""
 
     overrides: Mapping[str, Any] = field(default_factory=dict)  # EvalProtocol fields for every set
+    dataset_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name → fields for one set
     batch_size: int = 4
     limit: int | None = None
     flip_tta: bool = False
@@ -96,8 +122,9 @@ class EvalSettings:
     progress: bool = True
 
 
-def protocol_for(dataset, overrides: Mapping[str, Any]) -> EvalProtocol:
-    return dataset.protocol.replace(**overrides) if overrides else dataset.protocol
+def protocol_for(dataset, overrides: Mapping[str, Any], dataset_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> EvalProtocol:
+    changes = {**(dataset_overrides or {}).get(dataset.name, {}), **overrides}
+    return dataset.protocol.replace(**changes) if changes else dataset.protocol
 
 
 def run_evaluation(
@@ -109,47 +136,71 @@ def run_evaluation(
     model_info: dict[str, Any] | None = None,
     command: list[str] | None = None,
     echo: Callable[[str], None] = print,
+    skipped: Sequence[str] = (),
 ) -> list[DatasetResult]:
-    """Evaluate `model` on each dataset in turn; rewrite results.json and per_image.csv after each
-    (an interrupted run keeps what finished) and table.txt at the end."""
+    """Evaluate `model` on each dataset in turn; rewrite results.json, per_image.csv and table.txt
+    after each. If a run stops part-way (Ctrl-C, an error), the files hold every finished image,
+    the interrupted set marked as such, before the exception goes on."""
+    from .paper import protocol_differences
     from .report import describe_model
 
     settings = settings or EvalSettings()
     out = Path(out_dir)
-    model_info = model_info or describe_model(model)
+    model_info = describe_model(model) if model_info is None else model_info
     runtime = {
         "batch_size": settings.batch_size,
         "limit": settings.limit,
         "flip_tta": settings.flip_tta,
-        "protocol_overrides": {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.overrides.items()},
+        "protocol_overrides": _plain(settings.overrides),
+        "dataset_protocol_overrides": {name: _plain(changes) for name, changes in settings.dataset_overrides.items()},
     }
     results: list[DatasetResult] = []
-    for dataset in datasets:
-        protocol = protocol_for(dataset, settings.overrides)
-        result = evaluate_dataset(
-            model,
-            dataset,
-            protocol=protocol,
-            batch_size=settings.batch_size,
-            limit=settings.limit,
-            flip_tta=settings.flip_tta,
-            progress=settings.progress,
-            num_workers=settings.num_workers,
-            predictions_dir=out / "predictions" / dataset.name if settings.save_predictions else None,
-            previews_dir=out / "previews" / dataset.name if settings.preview_every else None,
-            preview_every=settings.preview_every,
-        )
-        results.append(result)
-        means = result.means
-        echo(
-            f"{dataset.name}: {result.evaluated} images in {result.seconds:.1f} s, AbsRel {means['abs_rel']:.3f}, "
-            f"δ1 {means['d1']:.3f}" + (f", {len(result.nonfinite)} flagged" if result.nonfinite else "")
-        )
-        document = results_document(results, model=model_info, runtime=runtime, command=command)
+
+    def write() -> None:
+        document = results_document(results, model=model_info, runtime=runtime, command=command, skipped=skipped)
         write_results_json(out / "results.json", document)
         write_per_image_csv(out / "per_image.csv", results)
-    from ..io.atomic import write_text
+        write_text(out / "table.txt", format_table(results, skipped))
 
-    if results:
-        write_text(out / "table.txt", format_table(results))
+    for dataset in datasets:
+        protocol = protocol_for(dataset, settings.overrides, settings.dataset_overrides)
+        differences = protocol_differences(dataset, protocol, limit=settings.limit, flip_tta=settings.flip_tta)
+
+        def started(result: DatasetResult, differences=differences) -> None:
+            result.differences = differences
+            results.append(result)
+
+        try:
+            result = evaluate_dataset(
+                model,
+                dataset,
+                protocol=protocol,
+                batch_size=settings.batch_size,
+                limit=settings.limit,
+                flip_tta=settings.flip_tta,
+                progress=settings.progress,
+                num_workers=settings.num_workers,
+                predictions_dir=out / "predictions" / dataset.name if settings.save_predictions else None,
+                previews_dir=out / "previews" / dataset.name if settings.preview_every else None,
+                preview_every=settings.preview_every,
+                on_start=started,
+            )
+        except BaseException:
+            if results:
+                write()  # what finished is kept, the interrupted set marked "interrupted"
+            raise
+        means = result.means
+        failed = f", {len(result.failed)} failed" if result.failed else ""
+        flagged = len(result.nonfinite) - len(result.failed)
+        echo(
+            f"{dataset.name}: {result.evaluated} of {result.attempted} images scored in {result.seconds:.1f} s, "
+            f"AbsRel {means['abs_rel']:.3f}, δ1 {means['d1']:.3f}{failed}" + (f", {flagged} flagged" if flagged else "")
+        )
+        write()
+    if not results:
+        write()
     return results
+
+
+def _plain(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in changes.items()}

@@ -104,15 +104,17 @@ def caption_root_path(image: InputImage, caption_root: str | Path | storage.Url)
     return storage.join(root, f"{image.output_stem.as_posix()}.txt")
 
 
-def read_first_line(path: Path | storage.Url) -> str | None:
-    """The first non-empty line of a caption text file, or None when it has none."""
+def read_caption_lines(path: Path) -> list[str] | None:
+    """Every non-empty line of a caption text file (a sidecar, or a file of the paper's caption
+    trees, which hold several captions per image), cleaned; None when the file does not exist.
+    UTF-8 (with or without a BOM), else Latin-1."""
     try:
-        if isinstance(path, storage.Url):
+        if isinstance(path, storage.Url):  # an object store: a missing object is no caption
             if not storage.is_file(path):
                 return None
             data = storage.read_bytes(path)
         else:
-            data = path.read_bytes()
+            data = Path(path).read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -121,11 +123,13 @@ def read_first_line(path: Path | storage.Url) -> str | None:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("latin-1")
-    for line in text.splitlines():
-        line = clean_caption(line)
-        if line:
-            return line
-    return None
+    return [line for line in map(clean_caption, text.splitlines()) if line]
+
+
+def read_first_line(path: Path) -> str | None:
+    """The first non-empty line of a caption text file, or None when it has none."""
+    lines = read_caption_lines(path)
+    return lines[0] if lines else None
 
 
 def _text_file_candidates(image: InputImage, folder_path: Path) -> list[Path]:
@@ -144,35 +148,38 @@ def _normalise_key(key: str) -> str:
     return key
 
 
-def _caption_value(value: Any, where: str) -> str:
-    if isinstance(value, list):
-        if not value:
-            raise InputError(f"{where}: empty list of captions")
-        value = value[0]
-    if not isinstance(value, str):
-        raise InputError(f"{where}: caption must be text or a list of texts, not {type(value).__name__}")
-    text = clean_caption(value)
-    if not text:
-        raise InputError(f"{where}: empty caption")
-    return text
+def _caption_list(value: Any, where: str) -> list[str]:
+    """A caption or a list of captions → the cleaned list (readers that need one take the first)."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise InputError(f"{where}: empty list of captions")
+    captions = []
+    for item in values:
+        if not isinstance(item, str):
+            raise InputError(f"{where}: caption must be text or a list of texts, not {type(item).__name__}")
+        text = clean_caption(item)
+        if not text:
+            raise InputError(f"{where}: empty caption")
+        captions.append(text)
+    return captions
 
 
 class _Table:
-    """key → caption, refusing a key given twice with different captions."""
+    """key → captions, refusing a key given twice with different captions."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[str, str] = {}
+        self.entries: dict[str, list[str]] = {}
 
     def add(self, key: Any, value: Any, where: str) -> None:
         if not isinstance(key, str) or not _normalise_key(key):
             raise InputError(f"{where}: the image key must be a non-empty text")
-        caption = _caption_value(value, f"{where} ({key!r})")
+        captions = _caption_list(value, f"{where} ({key!r})")
         key = _normalise_key(key)
         previous = self.entries.get(key)
-        if previous is not None and previous != caption:
+        if previous is not None and previous != captions:
             raise InputError(f"{self.path}: key {key!r} is given twice with different captions")
-        self.entries[key] = caption
+        self.entries[key] = captions
 
 
 def _record_fields(record: Any, where: str) -> tuple[Any, Any]:
@@ -245,9 +252,44 @@ def _parse_csv(table: _Table, text: str, delimiter: str) -> None:
         raise InputError(f"{table.path} line {reader.line_num}: malformed CSV ({exc})") from None
 
 
-def load_caption_file(path: str | Path) -> dict[str, str]:
-    """Read a caption file (JSON, JSON Lines, CSV or TSV, by suffix or content) into
-    {normalised key: caption}; any problem is one InputError naming the file and the place."""
+@dataclass(frozen=True)
+class CaptionFile:
+    """What a caption file holds: captions by image key (`by_key`, every caption of a key, in
+    order), or, for a plain text file of one caption per line, those captions in file order
+    (`lines`), which only a caller that knows the order of its images can pair."""
+
+    path: Path
+    by_key: Mapping[str, list[str]]
+    lines: list[str] | None = None
+
+
+def _looks_like_header(line: str) -> str | None:
+    """The delimiter of a CSV/TSV header naming an image and a caption column, else None."""
+    for delimiter in ("\t", ","):
+        fields = [field.strip().strip('"').lower() for field in line.split(delimiter)]
+        if any(f in fields for f in IMAGE_FIELDS) and any(f in fields for f in CAPTION_FIELDS):
+            return delimiter
+    return None
+
+
+def _parse_lines(path: Path, text: str) -> list[str]:
+    lines = [clean_caption(line) for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if "" in lines:  # dropping it would shift every later caption onto the wrong image
+        raise InputError(f"{path}: line {lines.index('') + 1} is empty; every image needs its caption on its own line")
+    return lines
+
+
+def read_caption_file(path: str | Path, *, lines_allowed: bool = False) -> CaptionFile:
+    """Read any caption file, the one reader behind convert, caption, eval and train.
+
+    By suffix, then content: `.jsonl`/`.ndjson` JSON Lines of {"image", "caption"} objects;
+    `.json` (or text starting with `{`/`[`) a JSON object image → caption or list of captions, or
+    a list of objects; `.csv`/`.tsv` (or a first line naming `image` and `caption` columns) CSV or
+    TSV; lines that all hold a tab, `image<TAB>caption`. Anything else is one caption per line,
+    returned in `lines` when `lines_allowed` (the caller pairs them in its own documented order),
+    an error otherwise. Any problem is one InputError naming the file and the place."""
     path = storage.location(path) if storage.is_url(path) else Path(path)
     try:
         data = storage.read_bytes(path) if isinstance(path, storage.Url) else path.read_bytes()
@@ -263,15 +305,40 @@ def load_caption_file(path: str | Path) -> dict[str, str]:
     table = _Table(path)
     suffix = path.suffix.lower()
     start = text.lstrip()[:1]
+    first = next((line for line in text.splitlines() if line.strip()), "")
     if suffix in (".jsonl", ".ndjson"):
         _parse_json_lines(table, text)
     elif suffix == ".json" or (suffix not in (".csv", ".tsv") and start in ("{", "[")):
         _parse_json(table, text)
-    else:
+    elif suffix in (".csv", ".tsv"):
         _parse_csv(table, text, "\t" if suffix == ".tsv" else ",")
+    elif _looks_like_header(first):
+        _parse_csv(table, text, _looks_like_header(first))
+    elif first and all("\t" in line for line in text.splitlines() if line.strip()):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                key, _, caption = line.partition("\t")
+                table.add(key, caption, f"{path} line {number}")
+    elif lines_allowed:
+        lines = _parse_lines(path, text)
+        if not lines:
+            raise InputError(f"{path}: holds no captions")
+        return CaptionFile(path, {}, lines)
+    else:
+        raise InputError(
+            f"{path}: one caption per line, without the images they belong to: name each photo "
+            f"(JSON, JSON Lines, or CSV/TSV with 'image' and 'caption' columns)"
+        )
     if not table.entries:
         raise InputError(f"{path}: holds no captions")
-    return table.entries
+    return CaptionFile(path, table.entries)
+
+
+def load_caption_file(path: str | Path) -> dict[str, str]:
+    """Read a caption file (JSON, JSON Lines, CSV or TSV, by suffix or content) into
+    {normalised key: caption}, the first caption where a key has several; any problem is one
+    InputError naming the file and the place."""
+    return {key: captions[0] for key, captions in read_caption_file(path).by_key.items()}
 
 
 def lookup_keys(image: InputImage) -> list[str]:
@@ -369,8 +436,6 @@ class CaptionResolver:
         if rules.sidecars:
             text_files += [("sidecar", p) for p in _text_file_candidates(image, sidecar_path(image))]
         for source, path in text_files:
-            if isinstance(path, storage.Url) and self._listed_text_files is not None and str(path) not in self._listed_text_files:
-                continue
             text = read_first_line(path)
             if text:
                 return Caption(text, source, str(path))

@@ -1,11 +1,12 @@
 """Training augmentation: a horizontal flip (image and depth together) and photometric changes
 (image only): gamma, brightness and per-channel colour, or a colour jitter for endoscopy (C3VD).
 
-The paper names flip and colour/gamma/brightness without values; ours are BTS's, the lineage the
-release's options come from (gamma, brightness and colour factors each in [0.9, 1.1], applied half
-of the time). Every random draw comes from the generator passed in, which the sampler seeds per
-sample: a sample is augmented the same way whichever worker loads it, and a resumed run repeats
-exactly what an uninterrupted one does.
+The paper gives no values. Ours are the authors' release's data loaders' (docs/training.md):
+gamma, brightness and per-channel colour factors in [0.9, 1.1] applied half of the time (BTS's),
+brightness in [0.75, 1.25] for NYUv2, and for C3VD a colour jitter of brightness, contrast and
+saturation ±0.2 and hue ±0.1 of a turn. Every random draw comes from the generator passed in,
+which the sampler seeds per sample: a sample is augmented the same way whichever worker loads it,
+and a resumed run repeats exactly what an uninterrupted one does.
 """
 
 from __future__ import annotations
@@ -19,25 +20,30 @@ import torch
 
 @dataclass(frozen=True)
 class AugmentSettings:
-    flip_probability: float = 0.5  # ours (standard)
-    photometric_probability: float = 0.5  # ours, after BTS
-    gamma: tuple[float, float] = (0.9, 1.1)  # ours, after BTS
-    brightness: tuple[float, float] = (0.9, 1.1)  # ours, after BTS (KITTI's range)
-    colour: tuple[float, float] = (0.9, 1.1)  # ours, after BTS
-    jitter_datasets: tuple[str, ...] = ("c3vd",)  # paper: colour jitter for C3VD
-    jitter_brightness: float = 0.2  # ours: factors in [1 − x, 1 + x]
-    jitter_contrast: float = 0.2  # ours
-    jitter_saturation: float = 0.2  # ours
-    jitter_hue: float = 0.05  # ours: hue turned by up to ±x of a full turn
+    flip_probability: float = 0.5  # release (its data loaders; the paper names flips, no value)
+    photometric_probability: float = 0.5  # release
+    gamma: tuple[float, float] = (0.9, 1.1)  # release (BTS's)
+    brightness: tuple[float, float] = (0.9, 1.1)  # release, KITTI and every set not listed below
+    colour: tuple[float, float] = (0.9, 1.1)  # release
+    dataset_brightness: tuple[tuple[str, float, float], ...] = (("nyu", 0.75, 1.25),)  # release: NYUv2's range
+    jitter_datasets: tuple[str, ...] = ("c3vd",)  # release: C3VD gets a colour jitter instead
+    jitter_brightness: float = 0.2  # release: factors in [1 − x, 1 + x]
+    jitter_contrast: float = 0.2  # release
+    jitter_saturation: float = 0.2  # release
+    jitter_hue: float = 0.1  # release: hue turned by up to ±x of a full turn
 
     def __post_init__(self) -> None:
         for name in ("flip_probability", "photometric_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} = {getattr(self, name)}: a probability in [0, 1]")
-        for name in ("gamma", "brightness", "colour"):
-            low, high = getattr(self, name)
+        ranges = [(name, *getattr(self, name)) for name in ("gamma", "brightness", "colour")]
+        for name, low, high in ranges + [(f"{n} brightness", lo, hi) for n, lo, hi in self.dataset_brightness]:
             if not 0 < low <= high:
                 raise ValueError(f"{name} range {low}..{high}: need 0 < low ≤ high")
+
+    def brightness_for(self, dataset: str | None) -> tuple[float, float]:
+        """The brightness range of one dataset (NYUv2's is wider in the release)."""
+        return next(((low, high) for name, low, high in self.dataset_brightness if name == dataset), self.brightness)
 
     @property
     def changes_encoder_inputs(self) -> bool:
@@ -51,7 +57,10 @@ class AugmentSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "AugmentSettings":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        if "dataset_brightness" in values:
+            values["dataset_brightness"] = tuple(tuple(item) for item in values["dataset_brightness"])
+        return cls(**values)
 
     @classmethod
     def off(cls) -> "AugmentSettings":
@@ -78,22 +87,29 @@ def augment(
     settings: AugmentSettings,
     *,
     colour_jitter: bool = False,
+    dataset: str | None = None,
 ) -> Augmented:
-    """One sample's augmentation. The draws happen in a fixed order whatever is enabled, so
-    switching one change off does not reshuffle the others."""
+    """One sample's augmentation (`dataset`: its name, for a dataset's own brightness range). The
+    draws happen in a fixed order whatever is enabled, so switching one change off does not
+    reshuffle the others."""
     flip = bool(torch.rand(1, generator=generator) < settings.flip_probability)
     photometric = bool(torch.rand(1, generator=generator) < settings.photometric_probability)
     if flip:
         image, depth, valid = image.flip(-1), depth.flip(-1), valid.flip(-1)
     if photometric:
-        image = colour_jittered(image, generator, settings) if colour_jitter else bts_photometric(image, generator, settings)
+        if colour_jitter:
+            image = colour_jittered(image, generator, settings)
+        else:
+            image = bts_photometric(image, generator, settings, settings.brightness_for(dataset))
     return Augmented(image=image, depth=depth, valid=valid, flipped=flip)
 
 
-def bts_photometric(image: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> torch.Tensor:
+def bts_photometric(
+    image: torch.Tensor, generator: torch.Generator, settings: AugmentSettings, brightness: tuple[float, float] | None = None
+) -> torch.Tensor:
     """Gamma, then brightness, then a factor per colour channel, clipped to [0, 1]."""
     gamma = _uniform(generator, *settings.gamma).item()
-    brightness = _uniform(generator, *settings.brightness).item()
+    brightness = _uniform(generator, *(brightness or settings.brightness)).item()
     colour = _uniform(generator, *settings.colour, size=3).view(3, 1, 1)
     out = image.clamp(0, 1) ** gamma * brightness * colour
     return out.clamp(0, 1)

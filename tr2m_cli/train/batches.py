@@ -78,8 +78,9 @@ def make_sources(
         if len(dataset) == 0:
             raise DatasetError(f"{name}: the training split holds no samples")
         try:
-            # Training needs photo and ground truth cropped alike (the authors' KITTI protocol).
-            protocol = protocol.replace(input_size=(int(size[0]), int(size[1])), crop_ground_truth=True)
+            # Training needs photo and ground truth cropped alike (the authors' KITTI protocol), and
+            # normalised photos (augmentation works on [0, 1] pixels).
+            protocol = protocol.replace(input_size=(int(size[0]), int(size[1])), crop_ground_truth=True, normalize=True)
         except InputError as exc:
             raise DatasetError(f"{name}: {exc}") from None
         sources.append(
@@ -136,9 +137,7 @@ def epoch_schedule(
                 f"{name}: {size} training samples cannot fill a batch of {batch_size} on each of "
                 f"{world_size} process(es); lower --batch-size"
             )
-    rounds = max(shard // batch_size for shard in shard_sizes)
-    if steps_per_epoch is not None:
-        rounds = min(rounds, -(-steps_per_epoch // len(sizes)))
+    rounds = _rounds(sizes, batch_size, world_size, steps_per_epoch)
 
     def stream(source: int, count: int) -> list[int]:
         indices: list[int] = []
@@ -160,6 +159,24 @@ def epoch_schedule(
                 [SampleRef(s, i, derive_seed(seed, epoch, step, rank, k)) for k, i in enumerate(members)]
             )
     return batches[:steps_per_epoch] if steps_per_epoch is not None else batches
+
+
+def _rounds(sizes: Sequence[int], batch_size: int, world_size: int, steps_per_epoch: int | None) -> int:
+    rounds = max(-(-size // world_size) // batch_size for size in sizes)
+    if steps_per_epoch is not None:
+        rounds = min(rounds, -(-steps_per_epoch // len(sizes)))
+    return rounds
+
+
+def epoch_length(
+    sizes: Sequence[int], batch_size: int, *, world_size: int = 1, steps_per_epoch: int | None = None
+) -> int:
+    """Steps (batches per process) in an epoch: as many rounds as the largest dataset's shard
+    fills batches, each round one batch of every dataset; `steps_per_epoch` caps it. E.g. the
+    paper's mix at batch 8 on one GPU: VOID's ~47K frames give ~5,900 rounds, ~23,600 steps."""
+    rounds = _rounds(sizes, batch_size, world_size, steps_per_epoch)
+    steps = rounds * len(sizes)
+    return min(steps, steps_per_epoch) if steps_per_epoch is not None else steps
 
 
 # -- one prepared sample -------------------------------------------------------------------------------
@@ -189,7 +206,7 @@ class TrainingExamples(torch.utils.data.Dataset):
         valid = torch.from_numpy(prepared["valid"]).bool() & torch.isfinite(depth)
         valid &= (depth > protocol.min_depth) & (depth < protocol.max_depth)
         depth, valid = resize_ground_truth(torch.where(valid, depth, torch.zeros_like(depth)), valid, source.size)
-        out = augment(image, depth, valid, generator, self.settings, colour_jitter=source.colour_jitter)
+        out = augment(image, depth, valid, generator, self.settings, colour_jitter=source.colour_jitter, dataset=source.name)
         features = None
         if self.cache is not None:
             features = self.cache.load(source.name, sample.key, out.flipped, source.geometry, sample.captions)

@@ -7,7 +7,7 @@ The config is saved in every checkpoint, so a run can be resumed or audited from
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from ..losses import LossSettings
@@ -22,6 +22,8 @@ class TrainConfig:
     out: str  # run folder: checkpoints, metrics.jsonl, run.json
     datasets: tuple[str, ...] = PAPER_DATASETS  # paper
     data_root: str | None = None  # root holding each dataset's conventional sub-folder
+    roots: Mapping[str, str] = field(default_factory=dict)  # name → its own root (--nyu-root …), wins over data_root
+    kitti_gt_root: str | None = None  # KITTI's annotated depth, if not under its root
     captions: str | None = None  # caption root, passed to the dataset readers
     val_datasets: tuple[str, ...] = ()  # validated with the eval module (its protocol per set)
     val_every_steps: int | None = None  # None: at the end of each epoch (ours)
@@ -38,8 +40,10 @@ class TrainConfig:
     lr_decay: float = 0.9  # paper: ×0.9 each epoch
     weight_decay: float = 0.01  # torch's AdamW default, also the release's option
     adam_eps: float = 1e-6  # release
+    warmup_steps: int = 0  # ours: none (the release's options say 1000 iterations)
     losses: LossSettings = LossSettings()  # paper's λ1..λ4, see tr2m_cli/losses.py
-    ema_momentum: float = 0.99  # paper (key branch of the contrast)
+    contrast_start_epoch: int = 0  # ours: from the start (the release's scon_start_epoch is 1)
+    ema_momentum: float = 0.99  # release (pixpro_momentum); the paper gives no value
     projector_hidden: int = 160  # ours: 1024→160→160 is 189,760 parameters, the paper's ≈0.19 M
     projector_channels: int = 160  # ours
     augment: AugmentSettings = AugmentSettings()
@@ -52,14 +56,15 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16/fp16 on CUDA, fp32 elsewhere
     num_workers: int = 2
     cache_features: str | None = None  # folder for frozen-encoder outputs (see docs/training.md)
-    checkpoint_every_steps: int | None = None  # besides the end of every epoch
+    checkpoint_every_steps: int | None = 1000  # ours; besides the end of every epoch (an epoch is ~24k steps)
+    max_nonfinite_steps: int = 100  # ours: stop after this many consecutive steps with NaN/inf
     keep_checkpoints: int = 3  # newest kept; the best is kept as well
     log_every: int = 10  # steps between JSON Lines records
     tensorboard: bool | None = None  # None: when the tensorboard package is importable
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "keep_checkpoints", "log_every", "projector_hidden", "projector_channels"):
+        for name in ("epochs", "batch_size", "keep_checkpoints", "log_every", "projector_hidden", "projector_channels", "max_nonfinite_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: must be at least 1")
         for name in ("steps_per_epoch", "val_every_steps", "val_limit", "checkpoint_every_steps"):
@@ -74,8 +79,8 @@ class TrainConfig:
             raise ValueError(f"head_init '{self.head_init}': expected one of {', '.join(HEAD_INITS)}")
         if not self.datasets:
             raise ValueError("no training datasets")
-        if self.num_workers < 0:
-            raise ValueError("num_workers cannot be negative")
+        if self.num_workers < 0 or self.warmup_steps < 0 or self.contrast_start_epoch < 0:
+            raise ValueError("num_workers, warmup_steps and contrast_start_epoch cannot be negative")
         if self.cache_features and self.augment.changes_encoder_inputs:
             raise ValueError(
                 "--cache-features with colour augmentation: cached encoder outputs would not match the "
@@ -103,6 +108,8 @@ class TrainConfig:
                 values[name] = tuple(values[name])
         if values.get("input_size") is not None:
             values["input_size"] = tuple(values["input_size"])
+        if "roots" in values:
+            values["roots"] = dict(values["roots"] or {})
         if "losses" in values:
             values["losses"] = LossSettings.from_dict(values["losses"])
         if "augment" in values:
@@ -126,6 +133,8 @@ RESUMABLE_OVERRIDES = frozenset(
     {
         "epochs",
         "data_root",
+        "roots",
+        "kitti_gt_root",
         "captions",
         "val_datasets",
         "val_every_steps",
@@ -134,6 +143,7 @@ RESUMABLE_OVERRIDES = frozenset(
         "num_workers",
         "cache_features",
         "checkpoint_every_steps",
+        "max_nonfinite_steps",
         "keep_checkpoints",
         "log_every",
         "tensorboard",

@@ -122,3 +122,12 @@ def broadcast_flag(flag: bool, procs: Processes, device: torch.device) -> bool:
     tensor = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(tensor, src=0)
     return bool(tensor.item())
+
+
+def any_process(flag: bool, procs: Processes, device: torch.device) -> bool:
+    """True on every process if it is true on any (a stop signal reaching only some of them)."""
+    if not procs.distributed:
+        return flag
+    tensor = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())

@@ -153,6 +153,19 @@ def encode_batch(
     )
 
 
+def entry_bytes(
+    size: tuple[int, int], *, image_channels: int = 1024, text_channels: int = 768, captions: int = 15, element_bytes: int = 2
+) -> int:
+    """Bytes of one cache entry (one sample, one flip variant) before the file's small header:
+    the image tokens (h/14 · w/14 · channels), the relative depth (H · W) and one text embedding
+    per caption line, each number `element_bytes` wide (2 in fp16/bf16, 4 in fp32). The defaults
+    are DINOv2-L and CLIP-L with the paper's 15 captions per image (docs/training.md has the
+    sizes per dataset)."""
+    height, width = size
+    tokens = (height // PATCH_SIZE) * (width // PATCH_SIZE) * image_channels
+    return element_bytes * (tokens + height * width + captions * text_channels)
+
+
 def cache_fingerprint(encoders: dict[str, str], precision: torch.dtype) -> dict[str, Any]:
     """What the cached numbers depend on besides the image: the encoders and their precision."""
     return {"encoders": dict(encoders), "precision": str(precision).replace("torch.", "")}

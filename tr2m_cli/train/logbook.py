@@ -29,7 +29,11 @@ def tensorboard_available() -> bool:
 
 
 class Logbook:
-    def __init__(self, run_dir: str | Path, *, enabled: bool = True, tensorboard: bool | None = None) -> None:
+    def __init__(
+        self, run_dir: str | Path, *, enabled: bool = True, tensorboard: bool | None = None, purge_step: int | None = None
+    ) -> None:
+        """`purge_step`: a resumed run's first step; TensorBoard hides what an earlier session wrote
+        from that step on (its event files are append-only), so no step appears twice."""
         self.path = Path(run_dir) / LOG_NAME
         self.enabled = enabled
         self._writer = None
@@ -39,7 +43,7 @@ class Logbook:
         if enabled and (tensorboard or (tensorboard is None and tensorboard_available())):
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=purge_step)
 
     def truncate_after(self, global_step: int) -> None:
         """Forget records beyond `global_step` (written after the checkpoint we resume from)."""

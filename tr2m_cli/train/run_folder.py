@@ -41,7 +41,10 @@ class RunFolder:
         return self.root / BEST_NAME
 
     def holds_a_run(self) -> bool:
-        return (self.root / RUN_RECORD).is_file() or any(self.checkpoints.glob("*.safetensors"))
+        return (self.root / RUN_RECORD).is_file() or self.has_checkpoints()
+
+    def has_checkpoints(self) -> bool:
+        return any(self.checkpoints.glob("*.safetensors"))
 
     def checkpoint_path(self, epochs_done: int, global_step: int, end_of_epoch: bool) -> Path:
         if end_of_epoch:
@@ -59,6 +62,25 @@ class RunFolder:
     def latest(self) -> Path | None:
         found = self.all_checkpoints()
         return found[-1][1] if found else None
+
+    def newest_readable(self) -> tuple[Path, dict[str, Any], list[str]]:
+        """The newest checkpoint that reads whole: (path, state, problems with the files skipped on
+        the way, each "FILE: why"). WeightsError when none reads."""
+        from .state import read_checkpoint
+
+        problems = []
+        for path in sorted(self.checkpoints.glob("*.safetensors")):
+            try:
+                read_progress(path)
+            except WeightsError as exc:
+                problems.append(str(exc))
+        for _, path in reversed(self.all_checkpoints()):
+            try:
+                return path, read_checkpoint(path), problems
+            except WeightsError as exc:
+                problems.append(str(exc))
+        detail = f" ({problems[0]})" if problems else ""
+        raise WeightsError(f"{self.root}: no readable checkpoint in {self.checkpoints}{detail}")
 
     def prune(self, keep: int) -> None:
         """Delete all but the newest `keep` checkpoints (best.safetensors is a separate link, so
