@@ -62,7 +62,10 @@ def test_ray_gives_what_the_local_engine_gives(ray_cluster, tiny_model_dir, tmp_
 
     folder = photos(tmp_path / "photos", 7)
     (folder / "a" / "broken.jpg").write_bytes(b"not a photo")
-    chosen = options(outputs=("tiff", "npy", "preview", "png16"))
+    long_caption = "A long corridor with doors on both sides and lamps on the ceiling, " * 3
+    (tmp_path / "captions.json").write_text(json.dumps({"b/p02.png": long_caption}))
+    rules = CaptionRules(caption_file=tmp_path / "captions.json", caption="A room.")
+    chosen = options(outputs=("tiff", "npy", "preview", "png16"), captions=rules)
     local = convert([folder], tmp_path / "local", chosen, model=tiny_model_dir)
     distributed = convert_ray([folder], tmp_path / "ray", chosen, model=tiny_model_dir, workers="1,2",
                               gpus_per_worker=0.5, decode_on_cpus=True)  # fmt: skip
@@ -76,6 +79,7 @@ def test_ray_gives_what_the_local_engine_gives(ray_cluster, tiny_model_dir, tmp_
     assert [strip(r) for r in ray_records] == [strip(r) for r in local_records]
     for mine, theirs in zip(ray_records, local_records):
         assert mine.get("depth_m", {}) == pytest.approx(theirs.get("depth_m", {}), rel=1e-5)
+    assert [r["input"] for r in ray_records if "caption_tokens" in r] == ["b/p02.png"]  # over CLIP's 77
     (failure,) = [r for r in ray_records if r["status"] == "failed"]
     assert failure["input"] == "a/broken.jpg" and "broken.jpg: not an image" in failure["error"]
     for record in local_records:

@@ -344,21 +344,11 @@ class _Run:
             self.write_pool.shutdown(wait=True, cancel_futures=True)
 
     def _warn_long_captions(self, tr2m, todo, captions) -> None:
-        from ..model.encoders import CLIP_CONTEXT_LENGTH
-
-        distinct = list(dict.fromkeys(c.text for c in captions if c is not None))
-        if not distinct:
-            return
-        limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
-        counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
-        self.long_captions = {text: n for text, n in counts.items() if n > limit}
+        limit, self.long_captions = long_captions(tr2m, [c.text for c in captions if c is not None])
         affected = [(image.key, c.text) for image, c in zip(todo, captions) if c is not None and c.text in self.long_captions]
         if affected:
             key, text = affected[0]
-            self.progress.warn(
-                f"{len(affected)} photo(s) have captions longer than the text encoder's {limit} "
-                f"tokens, which it truncates (e.g. {key}: {self.long_captions[text]} tokens)"
-            )
+            self.progress.warn(long_caption_warning(len(affected), limit, key, self.long_captions[text]))
 
     def _decode(self, image, caption, policy, cloud_grid, big_photo_slots) -> DecodedPhoto | dict[str, Any]:
         start = time.perf_counter()
@@ -422,6 +412,25 @@ class _Run:
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         summary.stage_seconds = self.times.as_dict()
         write_summary_file(summary, self.options, inputs, self.context.model_name if self.context else None)
+
+
+def long_captions(tr2m, texts) -> tuple[int, dict[str, int]]:
+    """(the text encoder's token limit, {caption: its token count} for captions over it)."""
+    from ..model.encoders import CLIP_CONTEXT_LENGTH
+
+    distinct = list(dict.fromkeys(texts))
+    limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
+    if not distinct:
+        return limit, {}
+    counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
+    return limit, {text: n for text, n in counts.items() if n > limit}
+
+
+def long_caption_warning(photos: int, limit: int, key: str, tokens: int) -> str:
+    return (
+        f"{photos} photo(s) have captions longer than the text encoder's {limit} "
+        f"tokens, which it truncates (e.g. {key}: {tokens} tokens)"
+    )
 
 
 def write_summary_file(summary: ConvertSummary, options: ConvertOptions, inputs, model_name: str | None, **extra) -> None:

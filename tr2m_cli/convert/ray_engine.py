@@ -22,7 +22,7 @@ from ..io import storage
 from ..io.captions import CaptionFallback
 from ..io.manifest_parts import merge_manifest, new_run_id, write_part
 from .options import ConvertOptions
-from .pipeline import ConvertSummary, write_summary_file
+from .pipeline import ConvertSummary, long_caption_warning, write_summary_file
 from .plan import plan_conversion
 from .progress import Progress
 from .worker import PhotoConverter, decode_rows
@@ -96,11 +96,18 @@ def convert_ray(
                     decode=decode_rows,
                     decode_kwargs={"options": options, "token_budget": token_budget},
                 )
+                long_captions: list[tuple[str, int]] = []
                 for row in rows:
                     record = json.loads(row["record"])
                     if summary.count(record) == "failed":
                         progress.error(record.get("error") or record["input"])
+                    if "caption_tokens" in record:
+                        long_captions.append((record["input"], record["caption_tokens"]))
                     progress.advance()
+                if long_captions:  # the local engine says this before it starts; workers know it as they go
+                    from ..model.encoders import CLIP_CONTEXT_LENGTH
+
+                    progress.warn(long_caption_warning(len(long_captions), CLIP_CONTEXT_LENGTH, *long_captions[0]))
         else:
             summary.setup_s = round(time.perf_counter() - started, 3)
     except KeyboardInterrupt:

@@ -201,6 +201,9 @@ class PhotoConverter:
                 records[index] = result
             else:
                 decoded.append((index, result))
+        from .pipeline import long_captions
+
+        _, too_long = long_captions(self.model, [photo.caption.text for _, photo in decoded])
         position = {id(photo): index for index, photo in decoded}
         buckets = SizeBuckets(self.runner, max_waiting=len(decoded) + 1)
         batches = [batch for _, photo in decoded for batch in buckets.add(photo)] + buckets.drain()
@@ -214,7 +217,7 @@ class PhotoConverter:
                     records[index] = failure_record(result.photo.image, result.error, result.photo.caption, result.seconds)
                     continue
                 result.photo.pixels = None  # free the network input before writing
-                writes.append((index, self._threads().submit(self._write, result)))
+                writes.append((index, self._threads().submit(self._write, result, too_long)))
         for index, future in writes:
             records[index] = future.result()
         return [records[i] for i in range(len(rows))]
@@ -236,13 +239,16 @@ class PhotoConverter:
             seconds=float(row["decode_seconds"]),
         )
 
-    def _write(self, result) -> dict[str, Any]:
+    def _write(self, result, long_captions: dict[str, int]) -> dict[str, Any]:
         from .writing import failure_record, write_photo
 
         image, caption = result.photo.image, result.photo.caption
         start = time.perf_counter()
         try:
-            return write_photo(result, self.context)
+            record = write_photo(result, self.context)
+            if caption.text in long_captions:  # as the local engine records it
+                record["caption_tokens"] = long_captions[caption.text]
+            return record
         except Tr2mError as exc:
             return failure_record(image, str(exc), caption, result.seconds)
         except OSError as exc:
