@@ -52,7 +52,7 @@ def first_record_time(out: Path, started: float, done: threading.Event, found: l
     from tr2m_cli.io.manifest_parts import PARTS_FOLDER
 
     while not done.is_set():
-        folder, manifest = out / PARTS_FOLDER, out / "manifest.jsonl"
+        folder, manifest = out / PARTS_FOLDER / "manifest.jsonl", out / "manifest.jsonl"
         if (folder.is_dir() and any(folder.iterdir())) or (manifest.is_file() and manifest.stat().st_size):
             found.append(time.perf_counter() - started)
             return

@@ -136,7 +136,8 @@ def test_a_killed_worker_is_replaced_and_its_photos_redone(ray_cluster, tiny_mod
 
     def kill_a_worker_after_its_first_batch() -> None:
         while not finished.is_set():
-            if (out / PARTS_FOLDER).is_dir() and any((out / PARTS_FOLDER).iterdir()):
+            parts = out / PARTS_FOLDER / "manifest.jsonl"
+            if parts.is_dir() and any(parts.iterdir()):
                 for pid in _worker_pids():
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
@@ -171,7 +172,7 @@ def test_a_killed_driver_loses_no_record_and_a_rerun_finishes_the_rest(ray_clust
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 240
-    parts = out / PARTS_FOLDER
+    parts = out / PARTS_FOLDER / "manifest.jsonl"
     while time.monotonic() < deadline and driver.poll() is None:
         if parts.is_dir() and len(list(parts.iterdir())) >= 2:
             break

@@ -42,7 +42,7 @@ def test_a_batch_of_rows_becomes_records_and_one_manifest_part(plan, tiny_model,
     assert "broken.png: not an image" in records[0]["error"]
     depth = np.load(plan.out / "p1.depth.npy")
     assert depth.shape == (40, 30) and np.isfinite(depth).all() and records[2]["unit"] == "metres"
-    (part,) = (plan.out / PARTS_FOLDER).iterdir()
+    (part,) = (plan.out / PARTS_FOLDER / "manifest.jsonl").iterdir()
     assert part.name.startswith("run-1-") and [json.loads(line)["input"] for line in part.read_text().splitlines()] == [
         "broken.png", "p0.png", "p1.png", "p2.png"]  # fmt: skip
     merge_manifest(plan.out)

@@ -67,3 +67,11 @@ def test_parts_live_in_a_hidden_folder_that_listings_skip(tmp_path):
     write_part(tmp_path, manifest_parts.new_run_id(), records(("a.jpg", "ok")))
     assert storage.list_files(tmp_path) == []
     assert (tmp_path / PARTS_FOLDER).is_dir()
+
+
+def test_shards_sharing_an_output_folder_keep_their_parts_apart(tmp_path):
+    write_part(tmp_path, manifest_parts.new_run_id(), records(("a.jpg", "ok")), "manifest-1-of-2.jsonl")
+    write_part(tmp_path, manifest_parts.new_run_id(), records(("b.jpg", "ok")), "manifest-2-of-2.jsonl")
+    assert merge_manifest(tmp_path, "manifest-1-of-2.jsonl") == 1
+    assert [r["input"] for r in iter_manifest(tmp_path / "manifest-1-of-2.jsonl")] == ["a.jpg"]
+    assert len(list_parts(tmp_path, "manifest-2-of-2.jsonl")) == 1  # the other shard's, untouched

@@ -72,7 +72,7 @@ def convert_ray(
     progress = Progress(plan.photos, enabled=options.progress, initial=len(plan.done))
     if plan.unmatched_caption_keys:
         progress.warn(plan.unmatched_caption_keys)
-    write_part(plan.out, run_id, plan.failures)
+    write_part(plan.out, run_id, plan.failures, plan.manifest_name)
     for record in plan.failures:
         summary.count(record)
         progress.error(record.get("error") or record["input"])
@@ -90,7 +90,8 @@ def convert_ray(
                 rows = run_rows(
                     plan.rows,
                     PhotoConverter,
-                    constructor_kwargs={"out": str(plan.out), "options": options, "model": _portable(model), "run_id": run_id},
+                    constructor_kwargs={"out": str(plan.out), "options": options, "model": _portable(model), "run_id": run_id,
+                                        "manifest_name": plan.manifest_name},
                     resources=resources,
                     batch_size=options.batch_size,
                     decode=decode_rows,

@@ -123,7 +123,8 @@ def decode_rows(batch: Any, *, options: ConvertOptions = ConvertOptions(), token
 class PhotoConverter:
     """Loads the model once per worker, then converts batches of plan rows (see the module
     docstring). `model`: a registry name or model folder (a loaded TR2M works in one process).
-    `run_id` names this run's manifest parts; `write_parts=False` leaves records to the caller."""
+    `run_id` names this run's manifest parts (of `manifest_name`: plan.manifest_name for a shard);
+    `write_parts=False` leaves records to the caller."""
 
     def __init__(
         self,
@@ -133,6 +134,7 @@ class PhotoConverter:
         model: Any = "tr2m-official",
         run_id: str | None = None,
         write_parts: bool = True,
+        manifest_name: str = "manifest.jsonl",
     ) -> None:
         from .. import __version__
         from ..model.tr2m import TR2M
@@ -143,7 +145,7 @@ class PhotoConverter:
         self.out = storage.location(out)
         self.options = options
         self.run_id = run_id or new_run_id()
-        self.write_parts = write_parts
+        self.write_parts, self.manifest_name = write_parts, manifest_name
         if isinstance(model, TR2M):
             self.model = model
         else:
@@ -170,7 +172,7 @@ class PhotoConverter:
         """Convert a batch of rows → columns `input`, `status`, `record` (JSON), one per row."""
         records = self.convert_rows(batch_rows(batch))
         if self.write_parts:
-            write_part(self.out, self.run_id, records)
+            write_part(self.out, self.run_id, records, self.manifest_name)
         return {
             "input": np.array([r["input"] for r in records], dtype=object),
             "status": np.array([r["status"] for r in records], dtype=object),

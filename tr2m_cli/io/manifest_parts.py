@@ -2,7 +2,8 @@
 
 A run on many workers cannot append to one file (object stores have no append, and workers on
 other machines share no file handle). Each worker batch writes its records as one *part*, a
-whole file under `OUT/.tr2m-manifest-parts/` (hidden: never taken for an input or an output),
+whole file under `OUT/.tr2m-manifest-parts/<manifest name>/` (hidden: never taken for an input
+or an output; one folder per manifest, so shards sharing an output folder keep theirs apart),
 right after that batch's outputs are written. So a driver killed at any moment loses no finished
 photo's record: the next run finds the parts.
 
@@ -56,24 +57,26 @@ def _parse(line: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and isinstance(record.get(KEY), str) else None
 
 
-def parts_folder(out: Location) -> Location:
-    return storage.join(out, PARTS_FOLDER)
+def parts_folder(out: Location, manifest_name: str = "manifest.jsonl") -> Location:
+    return storage.join(out, f"{PARTS_FOLDER}/{manifest_name}")
 
 
-def write_part(out: Location, run_id: str, records: Iterable[Mapping[str, Any]]) -> Location | None:
-    """One whole-file part holding `records` (sorted by photo); None when there are none."""
+def write_part(out: Location, run_id: str, records: Iterable[Mapping[str, Any]],
+               manifest_name: str = "manifest.jsonl") -> Location | None:  # fmt: skip
+    """One whole-file part of `manifest_name` holding `records` (sorted by photo); None when
+    there are none."""
     records = sorted(records, key=lambda r: r[KEY])
     if not records:
         return None
     name = f"{run_id}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-    where = storage.join(parts_folder(out), name)
+    where = storage.join(parts_folder(out, manifest_name), name)
     storage.write_text(where, "".join(record_line(r) for r in records))
     return where
 
 
-def list_parts(out: Location) -> list[Location]:
-    """The parts waiting to be merged, oldest first."""
-    folder = parts_folder(out)
+def list_parts(out: Location, manifest_name: str = "manifest.jsonl") -> list[Location]:
+    """The parts of `manifest_name` waiting to be merged, oldest first."""
+    folder = parts_folder(out, manifest_name)
     return [storage.join(folder, info.key) for info in storage.list_files(folder, recursive=False, hidden=True)
             if info.key.endswith(".jsonl")]  # fmt: skip
 
@@ -140,7 +143,7 @@ def merge_manifest(out: Location, manifest_name: str = "manifest.jsonl", *, chun
     sorted by photo), then delete the parts merged. Returns the number of records written.
     Memory: `chunk` records and `fan_in` open runs, whatever the total."""
     manifest = storage.join(out, manifest_name)
-    parts = list_parts(out)
+    parts = list_parts(out, manifest_name)
     if not parts:
         return -1  # nothing to fold in: the manifest stays as it is
     sources = [manifest, *parts]
@@ -204,7 +207,7 @@ class PartedManifestLog:
             self.flush()
 
     def flush(self) -> None:
-        write_part(self.out, self.run_id, self._pending)
+        write_part(self.out, self.run_id, self._pending, self.manifest_name)
         self._pending = []
         self._last = time.monotonic()
 
