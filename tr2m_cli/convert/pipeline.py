@@ -42,7 +42,6 @@ from ..io.captions import CaptionFallback, CaptionResolver
 from ..io.images import IMAGE_SUFFIXES
 from ..io.inputs import InputImage, collect_images, select_shard
 from ..io.manifest import ManifestLog
-from ..io.manifest_parts import PartedManifestLog
 from ..io.pointcloud import cloud_stride, grid_shape
 from .batching import DepthResult, DepthRunner, SizeBuckets, StageTimes
 from .decode import DecodedPhoto, decode_photo
@@ -161,24 +160,23 @@ def convert(
     """
     from ..io import storage
 
-    started = time.perf_counter()
-    out_dir = storage.location(out_dir)
-    remote = isinstance(out_dir, storage.Url)
-    layout = OutputLayout(out_dir, options.outputs)
     inputs = list(inputs) if not isinstance(inputs, (str, Path)) else [inputs]
+    if storage.is_url(out_dir) or any(storage.is_url(i) for i in inputs):
+        # Object stores: the plan and worker every engine shares, run in this process.
+        from .ray_engine import convert_in_process
+
+        return convert_in_process(inputs, out_dir, options, model=model, caption_fallback=caption_fallback)
+    started = time.perf_counter()
+    out_dir = Path(os.path.abspath(Path(out_dir).expanduser()))
+    layout = OutputLayout(out_dir, options.outputs)
     everything = collect_images(inputs, recursive=options.recursive, exclude=layout.is_output)
     if not everything:
         suffixes = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
         raise InputError(f"no photos found in {_describe_inputs(inputs)} (looked for {suffixes})")
     resolver = CaptionResolver(options.captions, everything, caption_fallback)
     images = select_shard(everything, options.shard)
-    if remote:
-        storage.check_writable(out_dir)
-        present = set() if options.overwrite else {info.key for info in storage.list_files(out_dir)}
-        done = [image for image in images if all(key in present for key in layout.keys(image).values())]
-    else:
-        check_output_folder(out_dir)
-        done = [] if options.overwrite else [image for image in images if layout.is_complete(image)]
+    check_output_folder(out_dir)
+    done = [] if options.overwrite else [image for image in images if layout.is_complete(image)]
     done_paths = {image.path for image in done}
     todo = [image for image in images if image.path not in done_paths]
     captions = resolver.resolve_all(todo)
@@ -189,18 +187,17 @@ def convert(
         )
 
     tr2m = _load(model, options) if todo else None
-    if not remote:  # object stores hold no temporaries: uploads are whole or absent
-        make_output_folder(out_dir)
-        if options.shard is None:
-            remove_stale_temporaries(out_dir)
-        else:
-            remove_stale_temporaries_of(p for image in images for p in layout.paths(image).values())
+    make_output_folder(out_dir)
+    if options.shard is None:
+        remove_stale_temporaries(out_dir)
+    else:
+        remove_stale_temporaries_of(p for image in images for p in layout.paths(image).values())
     manifest_name, summary_name = manifest_names(options)
     summary = ConvertSummary(
         out_dir=out_dir,
         photos=len(images),
-        manifest=storage.join(out_dir, manifest_name),
-        summary_file=storage.join(out_dir, summary_name),
+        manifest=out_dir / manifest_name,
+        summary_file=out_dir / summary_name,
     )
     progress = Progress(len(images), enabled=options.progress, initial=len(done))
     run = _Run(
@@ -208,7 +205,7 @@ def convert(
         layout=layout,
         summary=summary,
         progress=progress,
-        manifest=PartedManifestLog(out_dir, manifest_name) if remote else ManifestLog(summary.manifest),
+        manifest=ManifestLog(summary.manifest),
     )
     if resolver.table and resolver.unmatched_file_keys == len(resolver.table):
         sample = next(iter(resolver.table))
@@ -220,7 +217,7 @@ def convert(
         run.record_skipped(done)
         if todo:
             progress.info(
-                f"{len(todo)} photos → {storage.describe(out_dir)} ({', '.join(options.outputs)}); model "
+                f"{len(todo)} photos → {out_dir} ({', '.join(options.outputs)}); model "
                 f"{tr2m.spec.name} on {tr2m.device} ({_precision_name(tr2m.precision)})"
                 + (f", {len(done)} already done" if done else "")
                 + (f", shard {options.shard} of {len(everything)} photos" if options.shard else "")

@@ -184,36 +184,3 @@ def merge_manifest(out: Location, manifest_name: str = "manifest.jsonl", *, chun
     return count
 
 
-
-class PartedManifestLog:
-    """The run manifest on an object store, for a single-process run (no append there): the
-    interface of io.manifest.ManifestLog, with records saved as a part every `every` records or
-    `seconds`, and merged into the manifest at `close()`."""
-
-    def __init__(self, out: Location, manifest_name: str = "manifest.jsonl", *, every: int = 64, seconds: float = 10.0) -> None:
-        self.out, self.manifest_name = out, manifest_name
-        self.path = storage.join(out, manifest_name)
-        merge_manifest(out, manifest_name)  # a killed run's parts
-        self.previous = {record[KEY]: record for record in iter_manifest(self.path)}
-        self.run_id = new_run_id()
-        self.every, self.seconds = every, seconds
-        self._pending: list[dict[str, Any]] = []
-        self._last = time.monotonic()
-        self._closed = False
-
-    def append(self, record: Mapping[str, Any]) -> None:
-        self._pending.append(dict(record))
-        if len(self._pending) >= self.every or time.monotonic() - self._last > self.seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        write_part(self.out, self.run_id, self._pending, self.manifest_name)
-        self._pending = []
-        self._last = time.monotonic()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.flush()
-        merge_manifest(self.out, self.manifest_name)
