@@ -34,7 +34,7 @@ class Workers:
 
     def __post_init__(self) -> None:
         if self.minimum < 1 or self.maximum < self.minimum:
-            raise InputError(f"workers {self}: expected N ≥ 1, or MIN,MAX with 1 ≤ MIN ≤ MAX")
+            raise InputError(f"--workers {self}: expected N ≥ 1, or MIN,MAX with 1 ≤ MIN ≤ MAX")
 
     @classmethod
     def parse(cls, value: "int | str | tuple[int, int] | Workers") -> "Workers":
