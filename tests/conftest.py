@@ -128,6 +128,9 @@ def pytest_runtest_protocol(item, nextitem):
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     for report in session._tr2m_namespace_reports.get(item.nodeid, []):
         item.ihook.pytest_runtest_logreport(report=report)
+    # What the normal protocol's teardown does: leave the fixtures of modules and classes the
+    # next test does not share, which earlier tests of this one's module may have set up.
+    item.session._setupstate.teardown_exact(nextitem)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 

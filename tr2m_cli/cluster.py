@@ -143,7 +143,10 @@ def run_rows(
     gpus = resources.gpus_per_worker
     if gpus is None:
         gpus = 1.0 if cluster_gpus(ray) >= 1 else 0.0
-    dataset = ray.data.from_items(list(rows), override_num_blocks=max(1, min(len(rows), 4 * resources.workers.maximum)))
+    # Blocks of a few batches each, at most a thousand: small enough to stream and to spread over
+    # the pool, large enough that a million photos do not become a million tasks.
+    blocks = max(1, min(1000, len(rows) // max(1, 4 * batch_size) or 1, len(rows)))
+    dataset = ray.data.from_items(list(rows), override_num_blocks=max(blocks, min(len(rows), 2 * resources.workers.maximum)))
     if decode is not None and resources.decode_on_cpus:
         dataset = dataset.map_batches(decode, fn_kwargs=decode_kwargs or {}, batch_size=batch_size, num_cpus=1)
     # A worker that dies (a lost node, a killed process) is restarted and its batch redone: Ray
