@@ -41,7 +41,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from tr2m_cli.losses import LossSettings, training_loss
+    from tr2m_cli.losses import LossOptions, training_loss
     from tr2m_cli.model.preprocess import normalize_and_resize
     from tr2m_cli.runtime import resolve_device, resolve_precision
     from tr2m_cli.train.features import FeatureCache
@@ -78,7 +78,7 @@ def main() -> None:
         output, queries = parts(state["tokens"], state["grid"], state["relative"], state["text"])
         key_features = keys(state["tokens"], state["text"], state["grid"], precision)
         terms = training_loss(
-            LossSettings(), metric_depth=output.metric_depth, relative_depth=state["relative"],
+            LossOptions(), metric_depth=output.metric_depth, relative_depth=state["relative"],
             scale_map=output.scale_map, shift_map=output.shift_map, image=image, depth=depth, valid=valid,
             queries=queries, keys=key_features,
         )  # fmt: skip

@@ -261,7 +261,7 @@ def test_hypersim_and_diode_first_resize_follows_the_reference(tiny_data_root):
 
 
 def test_an_interrupted_run_writes_what_finished(tiny_data_root, tmp_path):
-    from tr2m_cli.evaluate.suite import EvalSettings, run_evaluation
+    from tr2m_cli.evaluate.suite import EvalOptions, run_evaluation
 
     root, _ = tiny_data_root
     datasets = [open_dataset(n, data_root=root, captions=root / "captions") for n in ("nyu", "ibims")]
@@ -273,7 +273,7 @@ def test_an_interrupted_run_writes_what_finished(tiny_data_root, tmp_path):
             return super().forward(pixels, text)
 
     with pytest.raises(KeyboardInterrupt):
-        run_evaluation(Interrupting(), datasets, tmp_path, EvalSettings(batch_size=1, progress=False), model_info={}, echo=lambda line: None)
+        run_evaluation(Interrupting(), datasets, tmp_path, EvalOptions(batch_size=1, progress=False), model_info={}, echo=lambda line: None)
     document = json.loads((tmp_path / "results.json").read_text())
     assert document["datasets"]["nyu"]["images_in_means"] == 2 and not document["datasets"]["nyu"]["interrupted"]
     ibims = document["datasets"]["ibims"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tr2m_cli.losses import (
-    LossSettings,
+    LossOptions,
     delta1,
     depth_classes,
     dual_level_contrast_loss,
@@ -244,12 +244,12 @@ def test_total_weights_terms_and_switches_them_off():
         queries=torch.randn(2, 4, 2, 2, generator=g),
         keys=torch.randn(2, 4, 2, 2, generator=g),
     )
-    settings = LossSettings()
+    settings = LossOptions()
     terms = training_loss(settings, **inputs)
     expected = terms["si"] + 0.5 * terms["pseudo"] + 0.1 * terms["contrast"] + 0.01 * terms["smoothness"]
     assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert terms["pseudo_gate"].item() == 1.0  # D_r = 1/D fits exactly
-    only_si = training_loss(LossSettings(pseudo_weight=0, contrast_weight=0, smoothness_weight=0), **inputs)
+    only_si = training_loss(LossOptions(pseudo_weight=0, contrast_weight=0, smoothness_weight=0), **inputs)
     assert set(only_si) == {"si", "total"}
     assert only_si["total"].item() == pytest.approx(terms["si"].item())
     with pytest.raises(ValueError, match="contrast"):
@@ -258,10 +258,10 @@ def test_total_weights_terms_and_switches_them_off():
 
 def test_settings_reject_nonsense():
     with pytest.raises(ValueError, match="negative"):
-        LossSettings(si_weight=-1)
+        LossOptions(si_weight=-1)
     with pytest.raises(ValueError, match="at least 2"):
-        LossSettings(scale_classes=1)
-    assert LossSettings.from_dict(LossSettings(pseudo_threshold=0.8).to_dict()).pseudo_threshold == 0.8
+        LossOptions(scale_classes=1)
+    assert LossOptions.from_dict(LossOptions(pseudo_threshold=0.8).to_dict()).pseudo_threshold == 0.8
 
 
 # -- readings of the paper where it is silent (options; the defaults are the first) ------------------
@@ -308,10 +308,10 @@ def test_interpretation_options_reach_the_total_and_are_checked():
     queries, keys = torch.randn(2, 3, 2, 2, generator=g), torch.randn(2, 3, 2, 2, generator=g)
     common = dict(metric_depth=depth, relative_depth=1 / depth, scale_map=depth, shift_map=depth, image=torch.rand(2, 3, 4, 4),
                   depth=depth, valid=valid, queries=queries, keys=keys, max_depth=10.0, min_depth=1e-3)  # fmt: skip
-    image_range = training_loss(LossSettings(), **common)["contrast"]
-    dataset_range = training_loss(LossSettings(class_range="dataset"), **common)["contrast"]
+    image_range = training_loss(LossOptions(), **common)["contrast"]
+    dataset_range = training_loss(LossOptions(class_range="dataset"), **common)["contrast"]
     assert image_range.item() != dataset_range.item()
-    assert training_loss(LossSettings(), **common, contrast_scale=0.0)["total"] < training_loss(LossSettings(), **common)["total"]
+    assert training_loss(LossOptions(), **common, contrast_scale=0.0)["total"] < training_loss(LossOptions(), **common)["total"]
     for name, value in (("pseudo_average", "all"), ("contrast_negatives", "sum"), ("class_range", "global")):
         with pytest.raises(ValueError, match=f"{name} '{value}': expected one of"):
-            LossSettings(**{name: value})
+            LossOptions(**{name: value})

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
-class LossSettings:
+class LossOptions:
     """Weights and constants of the training loss. A term whose weight is 0 is switched off (not
     computed at all): the paper's ablations."""
 
@@ -59,7 +59,7 @@ class LossSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "LossSettings":
+    def from_dict(cls, data: Mapping[str, Any]) -> "LossOptions":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -320,7 +320,7 @@ def edge_aware_smoothness(maps: torch.Tensor, image: torch.Tensor) -> torch.Tens
 
 
 def training_loss(
-    settings: LossSettings,
+    settings: LossOptions,
     *,
     metric_depth: torch.Tensor,
     relative_depth: torch.Tensor,
@@ -376,3 +376,8 @@ def training_loss(
         total = total + settings.smoothness_weight * terms["smoothness"]
     terms["total"] = total
     return terms
+
+
+
+# The name before option classes took one suffix (Options); kept so existing code keeps working.
+LossSettings = LossOptions

@@ -143,6 +143,43 @@ def test_setup_errors_before_any_work(photo_dir, tmp_path, tiny_captioner_dirs):
     assert not list(photo_dir.rglob("*.txt"))
 
 
+def test_a_captions_file_is_written_complete_even_when_every_photo_has_a_sidecar(photo_dir, tmp_path, tiny_captioner_dirs):
+    for image in collect_images([photo_dir]):
+        sidecar_path(image).write_text(f"My own caption of {image.path.stem}.\n")
+    out = tmp_path / "caps.json"
+    summary = caption_photos([photo_dir], quiet(out=out), captioner=tiny_captioner_dirs["blip"])
+    assert (summary.captioned, summary.skipped, summary.copied) == (0, 4, 4)
+    assert json.loads(out.read_text()) == {key: f"My own caption of {key.split('/')[-1].split('.')[0]}." for key in NAMES}
+    found = resolved(photo_dir, caption_file=out, sidecars=False)  # the next documented step works
+    assert sorted(found) == sorted(NAMES)
+
+
+def test_the_summary_is_written_beside_the_captions(photo_dir, tmp_path, tiny_captioner_dirs):
+    caption_photos([photo_dir], quiet(out=tmp_path / "caps.jsonl"), captioner=tiny_captioner_dirs["blip"])
+    summary = json.loads((tmp_path / "caps.summary.json").read_text())
+    assert summary["command"] == "caption" and summary["captioned"] == 4 and summary["exit_code"] == 0
+    assert summary["options"]["batch_size"] == 3 and summary["options"]["out"] == str(tmp_path / "caps.jsonl")
+    assert summary["command_line"] and summary["model"]["name"]
+    caption_photos([photo_dir], quiet(), captioner=tiny_captioner_dirs["blip"])
+    assert json.loads((photo_dir / "tr2m-caption-summary.json").read_text())["captioned"] == 4
+
+
+def test_names_that_are_not_utf8_keep_their_captions_in_a_captions_file(tmp_path, tiny_captioner_dirs):
+    import os
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/caf\xe9.png"
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(os.fsdecode(raw))
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(folder / "plain.png")
+    out = tmp_path / "caps.json"
+    summary = caption_photos([folder], quiet(out=out), captioner=tiny_captioner_dirs["blip"])
+    assert summary.captioned == 2 and summary.exit_code == 0
+    out.read_bytes().decode("utf-8")
+    found = resolved(folder, caption_file=out, sidecars=False)
+    assert sorted(found) == sorted([os.fsdecode(b"caf\xe9.png"), "plain.png"])
+
+
 def test_captions_of_a_bucket_go_to_a_captions_file_in_the_bucket(photo_dir, tiny_captioners, tiny_model, tmp_path):
     """memory:// stands in for s3:// here (S3 itself: the netns tests)."""
     import uuid

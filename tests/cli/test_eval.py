@@ -127,7 +127,7 @@ def test_names_after_an_option_are_its_values():
     from tr2m_cli.cli.eval import eval_command
 
     ctx = eval_command.make_context("eval", ["--datasets", "nyu", "kitti", "--zero-shot", "sun", "ibims,diode", "--limit", "3", "--datasets", "void"])
-    assert ctx.params["in_domain"] == ("nyu", "kitti", "void") and ctx.params["zero_shot"] == ("sun", "ibims,diode")
+    assert ctx.params["in_domain"] == ("nyu", "kitti", "void") and ctx.params["zero_shot"] == ("sun", "ibims", "diode")
     assert ctx.params["limit"] == 3
 
 

@@ -9,16 +9,8 @@ import torch
 from click.testing import CliRunner
 
 from tr2m_cli.cli import cli
-from tr2m_cli.cli.train import join_variadic
 from tr2m_cli.train import loop as training_loop
 from tr2m_cli.train.synthetic import SyntheticScenes
-
-
-def test_several_values_after_one_option():
-    args = ["--datasets", "nyu", "kitti", "--out", "r", "--val-datasets", "ibims", "export"]
-    assert join_variadic(args, ("--datasets", "--val-datasets"), stop=("export",)) == [
-        "--datasets", "nyu,kitti", "--out", "r", "--val-datasets", "ibims", "export"
-    ]  # fmt: skip
 
 
 @pytest.fixture

@@ -54,7 +54,8 @@ def without_timing(record: dict) -> dict:
 
 
 def files(out: Path) -> list[str]:
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    """What a person sees under `out` (lock files are hidden)."""
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
 def test_ray_gives_what_the_local_engine_gives(ray_cluster, tiny_model_dir, tmp_path):
@@ -91,7 +92,7 @@ def test_ray_gives_what_the_local_engine_gives(ray_cluster, tiny_model_dir, tmp_
         assert tags_ray == tags_local
         np.testing.assert_allclose(depth_ray, depth_local, rtol=1e-5, atol=1e-6)
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
-    assert (summary["converted"], summary["failed"], summary["exit_code"], summary["engine"]) == (7, 1, 1, "ray")
+    assert (summary["converted"], summary["failed"], summary["exit_code"], summary["options"]["engine"]) == (7, 1, 1, "ray")
     assert summary["failures"] == [{"input": "a/broken.jpg", "error": failure["error"]}]
 
 
@@ -188,7 +189,8 @@ def test_a_killed_driver_loses_no_record_and_a_rerun_finishes_the_rest(ray_clust
     assert 2 <= len(recorded_before) < 12
     assert not (out / "manifest.jsonl").exists()
 
-    rerun = convert_ray([folder], out, options(batch_size=1), model=tiny_model_dir, workers=1)
+    same = options(batch_size=1, size=SizePolicy(token_budget=600))  # as the driver ran: the same fingerprints
+    rerun = convert_ray([folder], out, same, model=tiny_model_dir, workers=1)
     assert rerun.skipped >= len(recorded_before) and rerun.converted + rerun.skipped == 12 and rerun.exit_code == 0
     records = manifest(out)
     assert sorted(r["input"] for r in records) == sorted({r["input"] for r in records}) and len(records) == 12

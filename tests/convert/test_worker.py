@@ -15,6 +15,7 @@ from tr2m_cli.convert.worker import PhotoConverter, decode_rows
 from tr2m_cli.io.captions import CaptionRules
 from tr2m_cli.io.manifest_parts import PARTS_FOLDER, iter_manifest, merge_manifest
 from tr2m_cli.model.preprocess import SizePolicy
+from tr2m_cli.testing import make_tiny_model_folder
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def plan(tmp_path):
     (folder / "broken.png").write_bytes(b"not a png")
     options = ConvertOptions(size=SizePolicy(token_budget=80), device="cpu", precision="fp32", progress=False,
                              outputs=("tiff", "npy"), captions=CaptionRules(caption="A room."))  # fmt: skip
-    return plan_conversion([folder], tmp_path / "out", options), options
+    return plan_conversion([folder], tmp_path / "out", options, model=make_tiny_model_folder(tmp_path / "tiny")), options
 
 
 def test_a_batch_of_rows_becomes_records_and_one_manifest_part(plan, tiny_model, single_thread):

@@ -45,7 +45,7 @@ def test_parts_fold_into_one_sorted_manifest_with_the_newest_record_each(out):
         ("a.jpg", "ok"), ("b.jpg", "ok"), ("c.jpg", "ok"), ("d.jpg", "ok"), ("z.jpg", "ok"),
     ]  # fmt: skip
     assert list_parts(out) == []
-    assert [i.key for i in storage.list_files(out, hidden=True)] == ["manifest.jsonl"]
+    assert [i.key for i in storage.list_files(out, hidden=True) if not i.key.endswith(".lock")] == ["manifest.jsonl"]
     assert merge_manifest(out) == -1  # nothing new: left as it is
 
 
@@ -75,3 +75,14 @@ def test_shards_sharing_an_output_folder_keep_their_parts_apart(tmp_path):
     assert merge_manifest(tmp_path, "manifest-1-of-2.jsonl") == 1
     assert [r["input"] for r in iter_manifest(tmp_path / "manifest-1-of-2.jsonl")] == ["a.jpg"]
     assert len(list_parts(tmp_path, "manifest-2-of-2.jsonl")) == 1  # the other shard's, untouched
+
+
+def test_a_link_planted_at_the_manifest_name_is_refused_not_read(tmp_path):
+    from tr2m_cli.errors import OutputError
+
+    (tmp_path / "elsewhere.txt").write_text('{"input": "x.jpg", "status": "ok"}\n')
+    (tmp_path / "manifest.jsonl").symlink_to(tmp_path / "elsewhere.txt")
+    write_part(tmp_path, manifest_parts.new_run_id(), records(("a.jpg", "ok")))
+    with pytest.raises(OutputError, match="symbolic link"):
+        merge_manifest(tmp_path)
+    assert (tmp_path / "elsewhere.txt").read_text() == '{"input": "x.jpg", "status": "ok"}\n'

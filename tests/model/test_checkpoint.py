@@ -11,6 +11,7 @@ import torch
 
 from tr2m_cli.errors import WeightsError
 from tr2m_cli.model.checkpoint import (
+    head_from_state,
     infer_head_config,
     load_head,
     ours_to_released,
@@ -151,3 +152,45 @@ def test_code_running_pickle_is_refused(tmp_path, container):
     with pytest.raises(WeightsError, match="refused to load"):
         load_head(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "spoil,message",
+    [
+        (lambda s, k: s.__setitem__(k, torch.full_like(s[k], float("nan"))), "holds NaN or infinite values"),
+        (lambda s, k: s.__setitem__(k, torch.full_like(s[k], float("inf"))), "holds NaN or infinite values"),
+        (lambda s, k: s.__setitem__(k, s[k].to(torch.int64)), "holds int64 values, not floating point"),
+        (lambda s, k: s.__setitem__(k, s[k] > 0), "holds bool values, not floating point"),
+    ],
+)
+def test_heads_that_cannot_give_depth_are_refused_at_load(tmp_path, spoil, message):
+    """Such a head would write all-NaN or zero depth marked ok (int weights are silently cast)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.clone() for k, v in ScaleShiftHead(tiny_head_config()).state_dict().items()}
+    spoil(state, "scale_head.conv3.weight")
+    path = tmp_path / "head.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(WeightsError) as info:
+        load_head(path, tiny_head_config())
+    assert message in str(info.value) and "output_conv_scale2.2.weight" in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("coefficient", [-1.0, 0.0, float("nan")])
+def test_non_positive_coefficients_are_refused(tmp_path, coefficient):
+    from dataclasses import replace
+
+    config = replace(tiny_head_config(), scale_coefficient=coefficient)
+    state = ScaleShiftHead(tiny_head_config()).state_dict()
+    with pytest.raises(WeightsError, match="scale_coefficient .* must be a positive finite number"):
+        head_from_state(state, config, tmp_path / "head")
+
+
+def test_head_sha256_equals_the_file_save_head_writes(tmp_path):
+    import hashlib
+
+    from tr2m_cli.model.checkpoint import head_sha256
+
+    head = ScaleShiftHead(tiny_head_config())
+    save_head(head, tmp_path / "head.safetensors")
+    assert head_sha256(head) == hashlib.sha256((tmp_path / "head.safetensors").read_bytes()).hexdigest()

@@ -8,7 +8,7 @@ import torch
 
 from tr2m_cli.data import DepthSample, EvalProtocol
 from tr2m_cli.errors import DatasetError
-from tr2m_cli.train.augment import AugmentSettings
+from tr2m_cli.train.augment import AugmentOptions
 from tr2m_cli.train.batches import TrainingExamples, collate, epoch_schedule, make_sources
 from tr2m_cli.train.synthetic import SyntheticScenes
 
@@ -59,9 +59,9 @@ def _ramp_dataset() -> _Ramp:
 
 
 def test_sample_is_resized_to_its_protocol_size_with_the_range_applied():
-    sources = make_sources({"ramp": _ramp_dataset()}, input_size=None, augment_settings=AugmentSettings.off())
+    sources = make_sources({"ramp": _ramp_dataset()}, input_size=None, augment_settings=AugmentOptions.off())
     assert sources[0].size == (28, 42) and (sources[0].protocol.min_depth, sources[0].max_depth) == (1.0, 5.0)
-    example = TrainingExamples(sources, AugmentSettings.off())[epoch_schedule([1], 1, epoch=0, seed=0)[0][0]]
+    example = TrainingExamples(sources, AugmentOptions.off())[epoch_schedule([1], 1, epoch=0, seed=0)[0][0]]
     assert example["image"].shape == (3, 28, 42) and example["depth"].shape == example["valid"].shape == (28, 42)
     depth, valid = example["depth"], example["valid"]
     assert ((depth[valid] > 1.0) & (depth[valid] < 5.0)).all()  # outside the range: not used
@@ -73,8 +73,8 @@ def test_sample_is_resized_to_its_protocol_size_with_the_range_applied():
 
 
 def test_caption_line_is_random_per_sample_seed_but_repeatable():
-    sources = make_sources({"ramp": _ramp_dataset()}, input_size=None, augment_settings=AugmentSettings.off())
-    examples = TrainingExamples(sources, AugmentSettings.off())
+    sources = make_sources({"ramp": _ramp_dataset()}, input_size=None, augment_settings=AugmentOptions.off())
+    examples = TrainingExamples(sources, AugmentOptions.off())
     refs = [r for epoch in range(12) for batch in epoch_schedule([1], 1, epoch=epoch, seed=0) for r in batch]
     lines = [examples[r]["caption"] for r in refs]
     assert len(set(lines)) == 3
@@ -83,8 +83,8 @@ def test_caption_line_is_random_per_sample_seed_but_repeatable():
 
 def test_collate_stacks_tensors_and_keeps_lists():
     scenes = SyntheticScenes(4, size=(28, 42))
-    sources = make_sources({"s": scenes}, input_size=(28, 42), augment_settings=AugmentSettings())
-    examples = TrainingExamples(sources, AugmentSettings())
+    sources = make_sources({"s": scenes}, input_size=(28, 42), augment_settings=AugmentOptions())
+    examples = TrainingExamples(sources, AugmentOptions())
     batch = collate([examples[r] for r in epoch_schedule([4], 4, epoch=0, seed=0)[0]])
     assert batch["image"].shape == (4, 3, 28, 42) and batch["valid"].dtype == torch.bool
     assert len(batch["caption"]) == 4 and batch["features"] == [None] * 4
@@ -92,9 +92,9 @@ def test_collate_stacks_tensors_and_keeps_lists():
 
 def test_input_sizes_must_be_multiples_of_14_and_datasets_not_empty():
     with pytest.raises(DatasetError, match="multiples of 14"):
-        make_sources({"s": SyntheticScenes(2)}, input_size=(30, 42), augment_settings=AugmentSettings())
+        make_sources({"s": SyntheticScenes(2)}, input_size=(30, 42), augment_settings=AugmentOptions())
     with pytest.raises(DatasetError, match="no samples"):
-        make_sources({"s": SyntheticScenes(0)}, input_size=None, augment_settings=AugmentSettings())
+        make_sources({"s": SyntheticScenes(0)}, input_size=None, augment_settings=AugmentOptions())
 
 
 def test_epoch_length_matches_the_schedule_and_the_papers_mix():

@@ -37,7 +37,7 @@ def test_tensorboard_shows_no_step_twice_after_a_resume(tiny_model_dir, tmp_path
     import sys
     import types
 
-    from tr2m_cli.train import TrainConfig, resume, train
+    from tr2m_cli.train import TrainOptions, resume, train
     from tr2m_cli.train import loop as training_loop
     from tr2m_cli.train.synthetic import SyntheticScenes
 
@@ -60,7 +60,7 @@ def test_tensorboard_shows_no_step_twice_after_a_resume(tiny_model_dir, tmp_path
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=SummaryWriter))
     monkeypatch.setattr(logbook, "tensorboard_available", lambda: True)
     datasets = {"a": SyntheticScenes(8, size=(28, 42)), "b": SyntheticScenes(8, size=(28, 42), seed=1, name="b")}
-    config = TrainConfig(out=str(tmp_path / "run"), datasets=("a", "b"), model=str(tiny_model_dir), input_size=(28, 42), epochs=2,
+    config = TrainOptions(out=str(tmp_path / "run"), datasets=("a", "b"), model=str(tiny_model_dir), input_size=(28, 42), epochs=2,
                          batch_size=4, num_workers=0, device="cpu", progress=False, log_every=1, checkpoint_every_steps=2,
                          tensorboard=True)  # fmt: skip
     real_loss, calls = training_loop.training_loss, {"n": 0}

@@ -9,20 +9,20 @@ import pytest
 import torch
 
 from tr2m_cli.errors import OutputError, WeightsError
-from tr2m_cli.losses import LossSettings
-from tr2m_cli.train import AugmentSettings, TrainConfig, export_model, resume, train
+from tr2m_cli.losses import LossOptions
+from tr2m_cli.train import AugmentOptions, TrainOptions, export_model, resume, train
 from tr2m_cli.train import loop as training_loop
 from tr2m_cli.train import validation
 from tr2m_cli.train.state import read_checkpoint, write_checkpoint
 from tr2m_cli.train.synthetic import SyntheticScenes
 
 
-def _config(root, model_dir, name="run", **changes) -> TrainConfig:
+def _config(root, model_dir, name="run", **changes) -> TrainOptions:
     base = dict(
         out=str(root / name), datasets=("a", "b"), model=str(model_dir), input_size=(42, 56), epochs=2,
         batch_size=4, learning_rate=1e-3, num_workers=0, device="cpu", progress=False, log_every=1,
     )  # fmt: skip
-    return TrainConfig(**{**base, **changes})
+    return TrainOptions(**{**base, **changes})
 
 
 def _datasets():
@@ -142,7 +142,7 @@ def test_validation_picks_the_best_checkpoint_through_the_eval_module(tiny_model
 
     monkeypatch.setattr(validation, "evaluate_dataset", evaluate_dataset)
     val = SyntheticScenes(2, size=(42, 56), seed=7, name="val")
-    losses = LossSettings(contrast_weight=0.0)  # also: the contrast switched off entirely
+    losses = LossOptions(contrast_weight=0.0)  # also: the contrast switched off entirely
     config = _config(tmp_path, tiny_model_dir, epochs=3, steps_per_epoch=2, keep_checkpoints=1, val_limit=5, losses=losses)
     result = train(config, datasets=_datasets(), val_datasets={"val": val})
 
@@ -166,7 +166,7 @@ def test_feature_cache_skips_the_encoders_later_and_matches_an_uncached_run(tiny
 
     with pytest.raises(ValueError, match="colour augmentation"):
         _config(tmp_path, tiny_model_dir, cache_features=str(tmp_path / "cache"))
-    settings = dict(augment=AugmentSettings.off(), epochs=2)
+    settings = dict(augment=AugmentOptions.off(), epochs=2)
     plain = train(_config(tmp_path, tiny_model_dir, "plain", **settings), datasets=_datasets())
 
     calls_per_epoch: list[int] = []
@@ -257,7 +257,7 @@ def _failing_loss(monkeypatch, on_call, action):
 
 
 def test_checkpoints_come_early_by_default_and_a_folder_without_one_can_be_started_again(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    assert TrainConfig(out="x").checkpoint_every_steps == 1000
+    assert TrainOptions(out="x").checkpoint_every_steps == 1000
     config = _config(tmp_path, tiny_model_dir, epochs=1)
 
     def crash():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,3 +95,51 @@ def test_config_errors(tmp_path, content, message):
         (tmp_path / CONFIG_NAME).write_text(content)
     with pytest.raises(WeightsError, match=message):
         read_model_folder(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "head,message",
+    [
+        ({"attention_heads": 0}, "head attention_heads = 0 is out of range"),
+        ({"mlp_channels": 2e9}, "head mlp_channels must be a whole number"),
+        ({"mlp_channels": 2_000_000_000}, "head mlp_channels = 2000000000 is out of range"),
+        ({"image_channels": "1024"}, "head image_channels must be a whole number"),
+        ({"scale_coefficient": -1}, "head scale_coefficient = -1: must be a positive finite number"),
+        ({"shift_coefficient": float("nan")}, "head shift_coefficient = nan: must be a positive finite number"),
+        ({"weights": "../../etc/passwd"}, "'head.weights' must be a file name inside the model folder"),
+        ({"colour": 3}, "unknown head setting 'colour'"),
+    ],
+)
+def test_every_model_config_field_is_checked_in_one_line(tiny_model_dir, tmp_path, head, message):
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    config["head"].update(head)
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(WeightsError) as info:
+        read_model_folder(folder)
+    assert message in str(info.value) and CONFIG_NAME in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"units": "furlongs"}, "unknown unit 'furlongs'"),
+        ({"domain_units": {"surgical": 7}}, "unknown unit 7"),
+        ({"input": {"token_budget": 10**9}}, "'input.token_budget' must be a whole number in 1–100000"),
+        ({"encoders": {"image": 5}}, "'encoders.image' must be a Hugging Face id or a folder"),
+        ({"name": ["x"]}, "field 'name' must be text"),
+        ({"format_version": "1"}, "'format_version' must be a whole number"),
+    ],
+)
+def test_other_model_config_fields_are_checked(tiny_model_dir, tmp_path, change, message):
+    import shutil
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    for key, value in change.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match=re.escape(message)):
+        read_model_folder(folder)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -104,3 +106,59 @@ def test_unknown_names_and_files(tmp_path):
 def test_folder_paths_resolve_to_themselves(tiny_model_dir):
     assert resolve_model(tiny_model_dir) == tiny_model_dir
     assert resolve_model(str(tiny_model_dir)) == tiny_model_dir
+
+
+def test_a_page_that_is_not_a_head_is_not_cached_and_force_always_fetches(tiny_registry, tmp_path, monkeypatch):
+    """No checksum in the registry: an HTML error page served as the head must not become the
+    cached head (nor be kept to be "imported" again); --force fetches again."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    registry = tmp_path / "unchecked.toml"
+    registry.write_text(f'[models.unchecked]\nhead_url = "{tiny_registry.url("head.pth")}"\n')
+    monkeypatch.setenv("TR2M_REGISTRY", str(registry))
+    good = tiny_registry.files["tiny.pth"]
+    tiny_registry.files["head.pth"] = b"<html><body>Rate limit exceeded</body></html>"
+    with pytest.raises(WeightsError, match="not a usable head, so it was not kept"):
+        download_model("unchecked", encoders=False, progress=False)
+    from tr2m_cli.weights.cache import downloads_root
+
+    assert not any(p.is_file() for p in downloads_root().rglob("*") if not p.name.endswith(".lock"))
+    tiny_registry.files["head.pth"] = good
+    folder = download_model("unchecked", encoders=False, progress=False)
+    assert (folder / "head.safetensors").is_file()
+    fetched = len(tiny_registry.requests)
+    download_model("unchecked", encoders=False, progress=False, force=True)
+    assert len(tiny_registry.requests) == fetched + 1  # fetched again, not taken from the cache
+
+
+def test_model_files_follow_the_umask(tiny_registry, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    old = os.umask(0o002)  # a lab's shared model folder: group-writable
+    try:
+        folder = download_model("tiny-net", encoders=False, progress=False)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert modes == {"head.safetensors": 0o664, "tr2m.json": 0o664}
+
+
+@pytest.mark.parametrize(
+    "toml,message",
+    [
+        ("models = 5", "'models' must be a table"),
+        ("[models.x]\nhead_url = 5", "[models.x]: head_url must be text"),
+        ('[models.x]\nhead_url = "u"\nattention_heads = 0', "attention_heads = 0 is out of range"),
+        ('[models.x]\nhead_url = "u"\nattention_heads = "8"', "attention_heads must be a whole number"),
+        ('[models.x]\nhead_url = "u"\ntoken_budget = 1e9', "token_budget must be a whole number"),
+        ('[models.x]\nhead_url = "u"\nhead_sha256 = "abc"', "head_sha256 must be 64 hexadecimal digits"),
+        ('[models.x]\nhead_url = "u"\ndomain_units = { surgical = "furlongs" }', "domain_units.surgical = 'furlongs': unknown unit"),
+        ('[models.x]\nhead_url = "u"\ndomain_units = "mm"', "domain_units must be a table"),
+        ("models = [1, 2]", "'models' must be a table"),
+        ("[models]\nx = 3", "[models.x]: must be a table of keys"),
+    ],
+)
+def test_registry_fields_are_type_and_range_checked_in_one_line(tmp_path, toml, message):
+    path = tmp_path / "registry.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(WeightsError) as info:
+        load_registry(path)
+    assert message in str(info.value) and str(path) in str(info.value) and "\n" not in str(info.value)

@@ -27,11 +27,13 @@ class PhotoCaptioner:
     `output_stem`) → columns `input`, `caption` ("" when none) and `error` ("" when none)."""
 
     def __init__(self, captioner: Any = DEFAULT_CAPTIONER, *, device: str = "auto", precision: str = "auto",
-                 batch_size: int = 4, max_new_tokens: int | None = None, decode_workers: int = 2) -> None:  # fmt: skip
+                 batch_size: int = 4, max_new_tokens: int | None = None, decode_workers: int = 2,
+                 max_pixels: int | None = None) -> None:  # fmt: skip
         from .captioner import load_captioner
 
         self.captioner = load_captioner(captioner, device=device, precision=precision)
         self.batch_size, self.max_new_tokens, self.decode_workers = batch_size, max_new_tokens, decode_workers
+        self.max_pixels = max_pixels
 
     def __call__(self, batch: Any) -> dict[str, np.ndarray]:
         from ..convert.plan import row_image
@@ -45,7 +47,7 @@ class PhotoCaptioner:
             results[image.key] = (caption or "", error or "")
 
         generate_captions(self.captioner, images, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens,
-                          decode_workers=self.decode_workers, on_caption=collect)  # fmt: skip
+                          decode_workers=self.decode_workers, max_pixels=self.max_pixels, on_caption=collect)  # fmt: skip
         keys = [image.key for image in images]
         return {
             "input": np.array(keys, dtype=object),
@@ -76,7 +78,7 @@ def caption_on_ray(
             PhotoCaptioner,
             constructor_kwargs={"captioner": source, "device": options.device, "precision": options.precision,
                                 "batch_size": options.batch_size, "max_new_tokens": options.max_new_tokens,
-                                "decode_workers": options.decode_workers},  # fmt: skip
+                                "decode_workers": options.decode_workers, "max_pixels": options.max_pixels},  # fmt: skip
             resources=resources,
             batch_size=max(options.batch_size, 4),
         )

@@ -4,31 +4,37 @@
     summary = caption_photos(["photos"], CaptionOptions(), captioner="blip-base")
     print(summary.line())
 
-Photos are found exactly as `convert` finds them (same walker, order and `--shard`). Captions go
-to `<stem>.txt` beside each photo (default), to a mirrored `--caption-root` tree, or to one
-captions file (`.json` mapping or `.jsonl` lines, what `convert --caption-file` reads). A photo
-that already has a caption `convert` would find there is skipped, so a rerun resumes; `overwrite`
-regenerates. Writes are atomic; an unreadable photo is reported and the run goes on.
+Photos are found exactly as `convert` finds them (the job layer: same walker, order, `--shard`,
+same photos skipped and reported). Captions go to `<stem>.txt` beside each photo (default), to a
+mirrored `--caption-root` tree, or to one captions file (`.json` mapping or `.jsonl` lines, what
+`convert --caption-file` reads). A photo that already has a caption `convert` would find there is
+skipped, so a rerun resumes; `overwrite` regenerates. A captions file always ends up holding
+every photo's caption: ones found beside the photos are copied in. Writes are atomic; an
+unreadable photo is reported and the run goes on; Ctrl-C and SIGTERM save what was captioned.
+Several runs may write one captions file at once: each merges its captions into what the file
+holds (under a lock), so none is lost. The run ends with a summary, also written as JSON.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures as futures
-import json
+import contextlib
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import InputError, OutputError, Tr2mError
 from ..io import storage
-from ..io.atomic import write_text
+from ..io.atomic import json_text, write_text
 from ..io.captions import CaptionFallback, CaptionResolver, CaptionRules, caption_root_path, sidecar_path
-from ..io.images import IMAGE_SUFFIXES, image_errors, pil_to_rgb
-from ..io.inputs import InputImage, Shard, collect_images, select_shard
+from ..io.images import DEFAULT_MAX_PIXELS, open_image, pil_to_rgb
+from ..io.inputs import InputImage, Shard, select_shard
+from ..io.locks import FileLock
+from ..io.manifest import describe_os_error
+from ..jobs import JobInterrupted, JobSummary, Progress, StopSignals, decode_ahead, discover_photos, jsonable
 from .length import ClipTokenCounter, TokenCount
 from .registry import DEFAULT_CAPTIONER
 
@@ -36,7 +42,10 @@ CAPTION_FILE_SUFFIXES = (".json", ".jsonl")
 # Captioners read at most ~1.3k pixels a side (LLaVA-NeXT tiles); larger JPEGs are decoded at
 # 1/2, 1/4 or 1/8 scale by libjpeg, never below this.
 DECODE_SIDE = 1344
-FILE_FLUSH_SECONDS = 10.0
+# A captions file is rewritten (merged under its lock) at most this often, and at the end: an
+# interrupted run loses nothing (the end comes on Ctrl-C and SIGTERM too), a killed one at most
+# this many seconds of captions.
+FILE_FLUSH_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,8 @@ class CaptionOptions:
     precision: str = "auto"
     batch_size: int = 4
     max_new_tokens: int | None = None
-    decode_workers: int = 2
+    decode_workers: int = 2  # 0: decode in the main thread
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -61,8 +71,8 @@ class CaptionOptions:
             raise InputError("give either --out FILE or --caption-root DIR, not both")
         if self.out is not None and PurePosixPath(str(self.out)).suffix.lower() not in CAPTION_FILE_SUFFIXES:
             raise InputError(f"--out {self.out}: a captions file ends in .json (a mapping) or .jsonl (one per line)")
-        if self.batch_size < 1 or self.decode_workers < 1:
-            raise InputError("batch size and decode workers: at least 1 each")
+        if self.batch_size < 1 or self.decode_workers < 0:
+            raise InputError("batch size at least 1, decode workers 0 or more")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise InputError(f"--max-new-tokens {self.max_new_tokens}: must be at least 1")
 
@@ -84,7 +94,7 @@ class TextFileSink:
         write_text(path, caption + "\n")
         return str(path)
 
-    def flush(self) -> None:
+    def flush(self, *, final: bool = False) -> None:
         pass
 
     def describe(self) -> str:
@@ -92,41 +102,48 @@ class TextFileSink:
 
 
 class CaptionFileSink:
-    """One captions file keyed by the photo's path relative to the input folder; entries already
-    in it (other photos, earlier runs) are kept. Rewritten atomically every few seconds and at the
-    end, so an interrupted run loses at most the last few captions."""
+    """One captions file keyed by the photo's path relative to the input folder. Each flush
+    takes the file's lock, reads what it holds now (other photos, earlier runs, runs writing it
+    at this moment), adds this run's captions and rewrites it atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path) -> None:
         self.path = path
+        # Object stores have no locks: runs sharing one captions file there each keep their own
+        # shard file (--shard K/N) instead.
+        self.lock = contextlib.nullcontext() if storage.is_url(path) else FileLock(path.with_name(f".{path.name}.lock"))
         self.entries: dict[str, str] = _read_own_file(path)
+        self.mine: dict[str, str] = {}
         self.dirty = False
         self.last_flush = time.monotonic()
 
     def write(self, image: InputImage, caption: str) -> str:
-        self.entries[image.key] = caption
+        self.mine[image.key] = caption
         self.dirty = True
         if time.monotonic() - self.last_flush > FILE_FLUSH_SECONDS:
             self.flush()
         return f"{self.path} [{image.key!r}]"
 
-    def flush(self) -> None:
+    def flush(self, *, final: bool = False) -> None:
+        """Merge this run's captions into the file. OutputError in plain words on failure."""
         if not self.dirty:
             return
-        if self.path.suffix.lower() == ".jsonl":
-            text = "".join(json.dumps({"image": k, "caption": v}, ensure_ascii=False) + "\n" for k, v in self.entries.items())
-        else:
-            text = json.dumps(self.entries, indent=2, ensure_ascii=False) + "\n"
         try:
-            storage.write_text(self.path, text)
+            with self.lock:
+                self.entries = {**_read_own_file(self.path), **self.mine}
+                write_text(self.path, _captions_text(self.path, self.entries))
         except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write the captions file ({exc.strerror or exc})") from None
-        except OutputError as exc:
-            raise OutputError(f"cannot write the captions file: {exc}") from None
+            raise OutputError(f"cannot write the captions file {self.path}: {describe_os_error(exc)}") from None
         self.dirty = False
         self.last_flush = time.monotonic()
 
     def describe(self) -> str:
         return str(self.path)
+
+
+def _captions_text(path: Path, entries: dict[str, str]) -> str:
+    if path.suffix.lower() == ".jsonl":
+        return "".join(json_text({"image": k, "caption": v}, indent=None) + "\n" for k, v in entries.items())
+    return json_text(entries) + "\n"
 
 
 def _read_own_file(path) -> dict[str, str]:
@@ -138,7 +155,7 @@ def _read_own_file(path) -> dict[str, str]:
     return dict(load_caption_file(path))
 
 
-def shard_file(path: storage.Location, shard: Shard | None) -> storage.Location:
+def shard_file(path: Path, shard: Shard | None) -> Path:
     """N machines writing one captions file would overwrite each other: each shard writes
     `name-K-of-N.suffix` (.jsonl shards concatenate into one file with `cat`)."""
     if shard is None:
@@ -146,53 +163,68 @@ def shard_file(path: storage.Location, shard: Shard | None) -> storage.Location:
     return path.with_name(f"{path.stem}-{shard.index}-of-{shard.count}{path.suffix}")
 
 
+def summary_path(options: CaptionOptions, everything: Sequence[InputImage]) -> Path:
+    """Where the run's summary goes: beside the captions file (`captions.summary.json`), in the
+    caption tree (`summary.json`), or, for sidecars, in the photos' folder
+    (`tr2m-caption-summary.json`); per shard with `-K-of-N`."""
+    tag = f"-{options.shard.index}-of-{options.shard.count}" if options.shard else ""
+    if options.out is not None:
+        return options.out.with_name(f"{options.out.stem}.summary.json")  # the shard is in the stem
+    if options.caption_root is not None:
+        return options.caption_root / f"summary{tag}.json"
+    return everything[0].root / f"tr2m-caption-summary{tag}.json"
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
 @dataclass
-class CaptionSummary:
+class CaptionSummary(JobSummary):
     """What a run did. `exit_code`: 0 all captioned or already captioned, 1 some failed."""
 
-    destination: str
+    command: str = "caption"
+    verb: str = "captioned"
+    skipped_words: str = "already had one"
+    rate_unit: str = "captions"
     captioner: str = ""
-    photos: int = 0
-    captioned: int = 0
-    skipped: int = 0
-    failed: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (photo, error)
+    copied: int = 0  # captions found beside the photos and copied into the captions file
     long_captions: list[tuple[str, TokenCount]] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    setup_s: float = 0.0
-    interrupted: bool = False
 
     @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
+    def captioned(self) -> int:
+        return self.done
+
+    @captioned.setter
+    def captioned(self, value: int) -> None:
+        self.done = value
 
     @property
     def captions_per_second(self) -> float:
-        working = self.elapsed_s - self.setup_s
-        return self.captioned / working if working > 0 else 0.0
+        return self.per_second
 
-    def line(self) -> str:
-        parts = [f"{self.captioned} captioned"]
-        if self.skipped:
-            parts.append(f"{self.skipped} already had one")
-        if self.failed:
-            parts.append(f"{self.failed} failed")
+    def extra_counts(self) -> list[str]:
+        extra = []
+        if self.copied:
+            extra.append(f"{self.copied} copied into the file")
         if self.long_captions:
-            parts.append(f"{len(self.long_captions)} longer than CLIP reads")
-        rate = f", {self.captions_per_second:.2f} captions/s" if self.captioned else ""
-        state = "interrupted: " if self.interrupted else ""
-        return f"{state}{', '.join(parts)} of {self.photos} photos in {self.elapsed_s:.1f} s{rate} → {self.destination}"
+            extra.append(f"{len(self.long_captions)} longer than CLIP reads")
+        return extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **super().to_json(),
+            "captioner": self.captioner,
+            "copied": self.copied,
+            "long_captions": [{"input": key, "tokens": count.tokens} for key, count in self.long_captions],
+        }
 
 
-def read_for_captioning(path: storage.Location):
+def read_for_captioning(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS):
     """An upright RGB PIL image, JPEGs decoded at reduced scale when far larger than captioners
-    read; InputError naming the file when unreadable."""
+    read; InputError naming the file when unreadable, not a regular file or over `max_pixels`."""
     from PIL import Image
 
-    with image_errors(path), storage.open_for_reading(path) as handle, Image.open(handle) as pil:
+    with open_image(path, max_pixels=max_pixels) as pil:
         if pil.format == "JPEG" and max(pil.size) >= 2 * DECODE_SIDE:
             pil.draft("RGB", (DECODE_SIDE, DECODE_SIDE))
         pil.load()
@@ -202,37 +234,6 @@ def read_for_captioning(path: storage.Location):
     return Image.fromarray(rgb)
 
 
-def _decoded(images: Sequence[InputImage], workers: int, prefetch: int) -> Iterator[tuple[InputImage, Any]]:
-    """(photo, PIL image or InputError) in order, decoded ahead by a few threads."""
-    pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="tr2m-caption-decode")
-    pending: collections.deque = collections.deque()
-    queue = iter(images)
-
-    def read(image: InputImage):
-        try:
-            return read_for_captioning(image.path)
-        except Tr2mError as exc:
-            return exc
-        except Exception as exc:  # noqa: BLE001 - an odd file must not end the run
-            return InputError(f"{image.path}: cannot decode ({type(exc).__name__}: {exc})")
-
-    try:
-        while True:
-            while len(pending) < prefetch:
-                image = next(queue, None)
-                if image is None:
-                    break
-                pending.append((image, pool.submit(read, image)))
-            if not pending:
-                return
-            image, future = pending.popleft()
-            yield image, future.result()
-    finally:
-        for _, future in pending:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def generate_captions(
     captioner,
     images: Sequence[InputImage],
@@ -240,6 +241,7 @@ def generate_captions(
     batch_size: int,
     max_new_tokens: int | None = None,
     decode_workers: int = 2,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     on_caption: Callable[[InputImage, str | None, str | None], None],
 ) -> None:
     """Caption photos in batches; `on_caption(photo, caption, error)` is called once per photo,
@@ -264,9 +266,14 @@ def generate_captions(
             else:
                 on_caption(image, None, f"{image.key}: the captioner wrote no text")
 
-    for image, picture in _decoded(images, decode_workers, prefetch=2 * batch_size + decode_workers):
-        if isinstance(picture, Tr2mError):
-            on_caption(image, None, str(picture))
+    def read(image: InputImage):
+        return read_for_captioning(image.path, max_pixels)
+
+    prefetch = 2 * batch_size + decode_workers
+    for image, picture in decode_ahead(images, read, workers=decode_workers, prefetch=prefetch, name="tr2m-caption-decode"):
+        if isinstance(picture, Exception):
+            message = str(picture) if isinstance(picture, Tr2mError) else f"{image.path}: cannot decode ({type(picture).__name__}: {picture})"
+            on_caption(image, None, message)
             continue
         batch.append((image, picture))
         if len(batch) == batch_size:
@@ -318,15 +325,17 @@ def _check_destination(sink, todo: list[InputImage]) -> list[InputImage]:
     return [image for image in todo if sink.path(image).parent in blocked]
 
 
-def _existing_captions(images: list[InputImage], everything: list[InputImage], options: CaptionOptions, out: Path | None) -> list[bool]:
-    """Which photos `convert` would already find a caption for, given where this run writes."""
-    caption_root = options.caption_root
+def _existing_captions(images, everything, options: CaptionOptions, out: Path | None):
+    """The caption `convert` would already find for each photo (or None), given where this run
+    writes; and the resolver's problems (caption files that could not be read)."""
+    root = options.caption_root
     rules = CaptionRules(
         caption_file=out if out is not None and storage.exists(out) else None,
-        caption_root=caption_root if caption_root is not None and storage.is_dir(caption_root) else None,
+        caption_root=root if root is not None and storage.is_dir(root) else None,
         sidecars=True,
     )
-    return [caption is not None for caption in CaptionResolver(rules, everything).resolve_all(images)]
+    resolver = CaptionResolver(rules, everything)
+    return resolver.resolve_all(images), resolver.problems
 
 
 def caption_photos(
@@ -346,34 +355,60 @@ def caption_photos(
     `report(line)` receives warnings and per-photo errors as they happen (default: stderr,
     above the progress bar).
     Raises a Tr2mError, before anything is written, for missing inputs, a malformed existing
-    captions file, an unwritable destination or a captioner that cannot be loaded.
+    captions file, an unwritable destination or a captioner that cannot be loaded; and
+    JobInterrupted (a KeyboardInterrupt carrying the summary) when stopped by a signal, after
+    saving the captions made.
     """
-    from tqdm import tqdm
+    started = time.perf_counter()
+    progress = Progress(0, enabled=options.progress, unit="caption", desc="caption", say=report)
+    with StopSignals(progress.say) as signals:
+        return _caption(inputs, options, captioner, token_counter, progress, signals, started, ray)
 
+
+def _caption(inputs, options, captioner, token_counter, progress, signals, started, ray=None) -> CaptionSummary:
     from .captioner import Captioner, load_captioner
 
-    started = time.perf_counter()
-    report = report or _to_stderr
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     out = shard_file(storage.location(options.out), options.shard) if options.out else None
     caption_root = storage.location(options.caption_root) if options.caption_root else None
     options = replace(options, out=out, caption_root=caption_root)
-    everything = collect_images(inputs, recursive=options.recursive)
-    if not everything:
-        suffixes = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
-        raise InputError(f"no photos found in {', '.join(str(i) for i in inputs[:3])} (looked for {suffixes})")
+    found = discover_photos(inputs, recursive=options.recursive, own_output=caption_root)
+    everything = found.images
     images = select_shard(everything, options.shard)
     sink = CaptionFileSink(out) if out is not None else TextFileSink(caption_root)
-    has_caption = [False] * len(images) if options.overwrite else _existing_captions(images, everything, options, out)
-    todo = [image for image, present in zip(images, has_caption) if not present]
+    existing, problems = ([None] * len(images), []) if options.overwrite else _existing_captions(images, everything, options, out)
+    todo = [image for image, caption in zip(images, existing) if caption is None]
     blocked = set(_check_destination(sink, todo))
-    summary = CaptionSummary(destination=sink.describe(), photos=len(images), skipped=len(images) - len(todo))
+    summary = CaptionSummary(
+        destination=sink.describe(),
+        photos=len(images),
+        skipped=len(images) - len(todo),
+        summary_file=summary_path(options, everything),
+        options=jsonable(options),
+        inputs=[storage.describe(i) for i in inputs],
+        inputs_skipped=[(str(s.path), s.reason) for s in found.skipped],
+    )
+    if ray is not None:
+        summary.options["engine"], summary.options["workers"] = "ray", str(ray.workers)
+    if isinstance(sink, CaptionFileSink):
+        # The file is to hold every photo's caption: those found beside the photos are copied in,
+        # so `convert --caption-file` finds them all.
+        for image, caption in zip(images, existing):
+            if caption is not None and caption.source != "caption-file":
+                sink.mine[image.key] = caption.text
+                sink.dirty = True
+                summary.copied += 1
 
     def fail(image: InputImage, error: str) -> None:
-        summary.failed += 1
-        summary.failures.append((image.key, error))
-        report(f"tr2m: failed: {error}")
+        with signals.deferred():
+            summary.fail(image.key, error)
+            progress.error(error)
+            progress.advance()
 
+    if found.skipped:
+        progress.warn(f"skipped {found.describe_skipped()}")
+    for problem in problems:
+        progress.warn(f"caption not read: {problem}")
     for image in (i for i in todo if i in blocked):
         fail(image, f"{sink.path(image)}: cannot be written (permission denied): use --out FILE or --caption-root DIR")
     todo = [image for image in todo if image not in blocked]
@@ -383,38 +418,36 @@ def caption_photos(
         if isinstance(captioner, Captioner):
             raise InputError("on Ray each worker loads its own captioner: give its name or folder, not a loaded one")
         summary.captioner = resolve_captioner(captioner).name
+        summary.model = {"name": summary.captioner}
     elif todo:
         if not isinstance(captioner, Captioner):
             captioner = load_captioner(captioner, device=options.device, precision=options.precision)
         summary.captioner = captioner.name
+        summary.model = {"name": captioner.name}
     counter = ClipTokenCounter(token_counter) if token_counter else ClipTokenCounter.from_cache()
     summary.setup_s = round(time.perf_counter() - started, 3)
-
-    bar = tqdm(
-        total=len(images),
-        initial=summary.photos - len(todo),
-        unit="caption",
-        desc="caption",
-        disable=not options.progress or not todo,
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
+    progress.total, progress.initial = len(images), summary.photos - len(todo)
+    if todo:
+        progress.start()
 
     def on_caption(image: InputImage, caption: str | None, error: str | None) -> None:
         if caption is None:
             fail(image, error or f"{image.key}: no caption")
-        else:
+            return
+        with signals.deferred():  # a caption made is a caption kept
             try:
                 sink.write(image, caption)
-            except OSError as exc:
-                fail(image, f"{image.key}: cannot write its caption ({exc.strerror or exc})")
+            except (OSError, OutputError) as exc:
+                reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+                summary.fail(image.key, f"{image.key}: cannot write its caption ({reason})")
+                progress.error(summary.failures[-1][1])
             else:
-                summary.captioned += 1
+                summary.done += 1
                 (count,) = counter([caption])
                 if count.truncated:
                     summary.long_captions.append((image.key, count))
-                    report(f"tr2m: warning: {image.key}: caption is {count.describe()}")
-        bar.update(1)
+                    progress.warn(f"{image.key}: caption is {count.describe()}")
+            progress.advance()
 
     try:
         if todo and ray is not None:
@@ -428,15 +461,27 @@ def caption_photos(
                 batch_size=options.batch_size,
                 max_new_tokens=options.max_new_tokens,
                 decode_workers=options.decode_workers,
+                max_pixels=options.max_pixels,
                 on_caption=on_caption,
             )
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        raise
+    except KeyboardInterrupt as exc:
+        number = exc.signal_number if isinstance(exc, JobInterrupted) else signal.SIGINT
+        signals.interrupt(number)
+        summary.signal = signal.Signals(number).name
     finally:
-        bar.close()
-        sink.flush()
-        summary.elapsed_s = round(time.perf_counter() - started, 3)
+        with signals.deferred():
+            progress.close()
+            try:
+                sink.flush(final=True)
+            except OutputError as exc:
+                summary.write_errors.append(str(exc))
+            summary.elapsed_s = round(time.perf_counter() - started, 3)
+            summary.warnings = list(progress.warnings)
+            summary.write()
+            for error in summary.write_errors:
+                progress.say(f"tr2m: error: {error}")
+    if summary.interrupted:
+        raise JobInterrupted(signal.Signals[summary.signal].value, summary)
     return summary
 
 

@@ -8,13 +8,14 @@ import click
 from .options import (
     batch_size_option,
     captioner_option,
-    check_engine_options,
     device_option,
     engine_options,
+    engine_workers,
     precision_option,
     quiet_option,
     storage_argument,
 )
+from .types import interruptible, job_exit
 
 EPILOG = """\b
 Captions go where `tr2m convert` finds them:
@@ -24,8 +25,11 @@ Captions go where `tr2m convert` finds them:
   --out F.jsonl      one {"image", "caption"} per line; with --shard K/N each machine
                      writes F-K-of-N.jsonl, and `cat` joins them
 A photo that already has a caption (there, or a <stem>.txt beside it) is skipped, so a rerun
-resumes; --overwrite makes new ones. Captioners: `tr2m weights list`. Exit status: 0 all done,
-1 some photos failed, 2 usage or setup error.
+resumes; --overwrite makes new ones (a captions file gets the others' captions copied in, so it
+is complete). Several runs may write one captions file at once; none loses captions. A summary
+goes beside the captions (F.summary.json, D/summary.json, tr2m-caption-summary.json).
+Captioners: `tr2m weights list`. Exit status: 0 all done, 1 some photos failed, 2 usage or setup
+error, 130/143 stopped by Ctrl-C/SIGTERM (captions made so far are saved).
 """
 
 
@@ -41,11 +45,11 @@ resumes; --overwrite makes new ones. Captioners: `tr2m weights list`. Exit statu
 @precision_option
 @batch_size_option
 @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Longest caption, in tokens [default: the captioner's].")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Photo decoding threads per process.")
-@engine_options
+@engine_options("2")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone.")
 @quiet_option
 def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existing, device, precision, batch_size,
-            max_new_tokens, threads, engine, workers, gpus_per_worker, ray_address, decode_on_cpus, quiet) -> None:  # fmt: skip
+            max_new_tokens, workers, engine, gpus_per_worker, ray_address, decode_on_cpus, max_megapixels, quiet) -> None:  # fmt: skip
     """Write a caption for each photo in PHOTOS (files, folders, @list.txt) that has none.
 
     \b
@@ -55,13 +59,13 @@ def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existin
       tr2m caption s3://lab/frames --out s3://lab/captions.jsonl --engine ray --workers 8
     """
     from ..caption.run import CaptionOptions, caption_photos
+    from ..errors import InputError
     from ..io.inputs import Shard
 
-    check_engine_options(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
     if decode_on_cpus:
-        from ..errors import InputError
-
         raise InputError("--decode-on-cpus is for convert: captioning workers decode their own photos")
+    workers, ray = engine_workers(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
+
     options = CaptionOptions(
         out=storage_argument(out),
         caption_root=storage_argument(caption_root),
@@ -72,19 +76,10 @@ def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existin
         precision=precision,
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
-        decode_workers=threads,
+        **({"decode_workers": workers} if workers is not None else {}),
+        max_pixels=int(max_megapixels * 1e6),
         progress=not quiet,
     )
-    try:
-        ray = None
-        if engine == "ray":
-            from ..cluster import RayResources
-
-            ray = RayResources(workers=workers or "1", gpus_per_worker=gpus_per_worker, address=ray_address)
+    with interruptible("captions made so far are saved; run the same command again to go on"):
         summary = caption_photos(list(inputs), options, captioner=captioner, ray=ray)
-    except KeyboardInterrupt:
-        click.echo("tr2m: interrupted: captions written so far are kept; run the same command again to go on", err=True)
-        click.get_current_context().exit(130)
-    if not quiet:
-        click.echo(summary.line())
-    click.get_current_context().exit(summary.exit_code)
+    job_exit(summary, quiet=quiet)

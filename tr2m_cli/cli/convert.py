@@ -3,56 +3,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from typing import Iterator
-
 import click
 
 from .options import (
     batch_size_option,
     captioner_option,
-    check_engine_options,
     device_option,
-    engine_options,
     model_option,
     precision_option,
+    engine_options,
+    engine_workers,
     quiet_option,
+    size_option,
     storage_argument,
 )
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """`kill` (and a batch scheduler's pre-emption) ends the run like Ctrl-C: finished photos
-    recorded, manifest compacted, nothing half-written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _parse_size(text: str | None):
-    if text is None:
-        return None
-    from ..errors import InputError
-    from ..model.preprocess import SizePolicy
-
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        height, width = (int(p) for p in parts)
-    except ValueError:
-        raise InputError(f"--size {text!r}: expected HxW, e.g. 434x560") from None
-    return SizePolicy.fixed(height, width)
+from .types import deprecated_alias, interruptible, job_exit
 
 
 EPILOG = """\b
@@ -65,8 +30,9 @@ Outputs under --out mirror the input tree (photos/a/b.jpg → OUT/a/b.*):
   b.intrinsics.json  the camera used     manifest.jsonl, summary.json  the run
 \b
 Captions, first found: --caption-file, --caption-root tree, <stem>.txt beside the photo,
---auto-caption, --caption, --domain. Exit status: 0 all done, 1 some photos failed, 2 usage or
-setup error.
+--auto-caption, --caption, --domain. A rerun skips photos whose outputs are current (same model,
+caption, settings and photo file) and redoes the others. Exit status: 0 all done, 1 some photos
+failed, 2 usage or setup error, 130/143 stopped by Ctrl-C/SIGTERM (finished photos kept).
 """
 
 
@@ -98,9 +64,9 @@ setup error.
 @precision_option
 @batch_size_option
 @click.option("--resolution", type=click.IntRange(min=1), help="Patch tokens per photo, aspect kept [default: the model's, 1240].")
-@click.option("--size", "size_text", metavar="HxW", help="Fixed network size, multiples of 14 (the paper's: 434x560).")
+@size_option
 @click.option("--shard", metavar="K/N", help="Convert only part K of N (for N machines sharing one folder).")
-@click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip photos whose outputs all exist.")
+@click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip photos whose outputs are current (same settings); --overwrite redoes all.")
 @click.option("--colormap", metavar="NAME", default="turbo", show_default=True, help="turbo, viridis, inferno, magma, plasma or gray.")
 @click.option("--depth-range", nargs=2, type=float, metavar="MIN MAX", help="Fixed preview range in metres [default: 2nd–98th percentile per photo].")
 @click.option("--colorbar", is_flag=True, help="Add a colour bar labelled in metres to previews.")
@@ -109,19 +75,20 @@ setup error.
 @click.option("--cx", type=float, help="Principal point x in pixels [default: image centre].")
 @click.option("--cy", type=float, help="Principal point y in pixels.")
 @click.option("--fov", type=float, help="Horizontal field of view in degrees [default: EXIF 35 mm focal length, else 60].")
-@click.option("--max-depth", type=float, help="Drop points farther than this (metres).")
+@click.option("--cloud-max-depth", type=float, metavar="METRES", help="Point clouds: drop points farther than this (metres).")
+@click.option("--max-depth", "old_max_depth", type=float, hidden=True, callback=deprecated_alias("--max-depth", "--cloud-max-depth"))
 @click.option("--stride", type=click.IntRange(min=1), help="Use every n-th pixel for points [default: fit --max-points].")
 @click.option("--voxel-size", type=float, help="Merge points into voxels of this size (metres).")
 @click.option("--max-points", type=click.IntRange(min=1), help="Most points per cloud [default: 1000000].")
 @click.option("--edge-angle", type=float, help="Drop flying pixels on surfaces within this angle of edge-on, degrees; 0 keeps all [default: 5].")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads for decoding, and for writing, per process [default: half the CPU cores, 2–8].")
-@engine_options
+@engine_options("half the CPU cores, 2–8; convert also writes files on as many threads")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone (a 20 KB PNG can declare 13000x13000).")
 @quiet_option
 def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_sidecars, caption, domain, auto_caption,
             captioner, save_captions, model, device,
-            precision, batch_size, resolution, size_text, shard, skip_existing, colormap, depth_range, colorbar,
-            fx, fy, cx, cy, fov, max_depth, stride, voxel_size, max_points, edge_angle, threads, engine, workers,
-            gpus_per_worker, ray_address, decode_on_cpus, quiet) -> None:  # fmt: skip
+            precision, batch_size, resolution, size, shard, skip_existing, colormap, depth_range, colorbar,
+            fx, fy, cx, cy, fov, cloud_max_depth, old_max_depth, stride, voxel_size, max_points, edge_angle, workers,
+            engine, gpus_per_worker, ray_address, decode_on_cpus, max_megapixels, quiet) -> None:  # fmt: skip
     """Metric depth (metres) for PHOTOS: image files, folders (recursive) and @list.txt files.
 
     \b
@@ -141,10 +108,15 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
     from ..io.preview import PreviewOptions
     from ..model.preprocess import SizePolicy
 
-    if resolution is not None and size_text is not None:
+    if resolution is not None and size is not None:
         raise InputError("give either --resolution or --size, not both")
+    max_depth = cloud_max_depth if cloud_max_depth is not None else old_max_depth
     if save_captions and not auto_caption:
         raise InputError("--save-captions keeps the captions --auto-caption makes: add --auto-caption")
+    workers, ray = engine_workers(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
+    if auto_caption and ray is not None:
+        raise InputError("--auto-caption runs the captioner in this process: with --engine ray, caption first "
+                         "with `tr2m caption --engine ray`, then convert")  # fmt: skip
     cloud = {"max_depth": max_depth, "stride": stride, "voxel_size": voxel_size, "max_points": max_points, "edge_angle_deg": edge_angle}
     options = ConvertOptions(
         outputs=parse_outputs(outputs),
@@ -161,39 +133,27 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         device=device,
         precision=precision,
         batch_size=batch_size,
-        size=SizePolicy(token_budget=resolution) if resolution is not None else _parse_size(size_text),
+        size=SizePolicy(token_budget=resolution) if resolution is not None else (SizePolicy.fixed(*size) if size else None),
         preview=PreviewOptions(colormap=colormap, depth_range=tuple(depth_range) if depth_range else None, colorbar=colorbar),
         camera=CameraOptions(fx=fx, fy=fy, cx=cx, cy=cy, fov_deg=fov),
         cloud=PointCloudOptions(**{k: v for k, v in cloud.items() if v is not None}),
         progress=not quiet,
-        **({"decode_workers": threads, "write_workers": threads} if threads else {}),
+        max_pixels=int(max_megapixels * 1e6),
+        **({"decode_workers": workers, "write_workers": max(1, workers)} if workers is not None else {}),
     )
-    check_engine_options(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
     fallback = None
-    if auto_caption and engine == "ray":
-        raise InputError("--auto-caption runs the captioner in this process: with --engine ray, caption first "
-                         "with `tr2m caption --engine ray`, then convert")  # fmt: skip
     if auto_caption:
         from ..caption.run import auto_caption_fallback
 
         fallback = auto_caption_fallback(
             captioner, device=device, precision=precision, batch_size=batch_size, save_sidecars=save_captions, progress=not quiet
         )
-    try:
-        with _sigterm_as_interrupt():
-            if engine == "ray":
-                from ..convert.ray_engine import convert_ray
+    with interruptible("finished photos are kept and recorded; run the same command again to convert the rest"):
+        if ray is not None:
+            from ..convert.ray_engine import convert_ray
 
-                summary = convert_ray(list(inputs), out, options, model=model, workers=workers or "1",
-                                      gpus_per_worker=gpus_per_worker, address=ray_address, decode_on_cpus=decode_on_cpus)  # fmt: skip
-            else:
-                summary = run_convert(list(inputs), out, options, model=model, caption_fallback=fallback)
-    except KeyboardInterrupt:
-        click.echo(
-            "tr2m: interrupted: finished photos are kept and recorded; run the same command again to convert the rest",
-            err=True,
-        )
-        click.get_current_context().exit(130)
-    if not quiet:
-        click.echo(summary.line())
-    click.get_current_context().exit(summary.exit_code)
+            summary = convert_ray(list(inputs), out, options, model=model, workers=ray.workers,
+                                  gpus_per_worker=ray.gpus_per_worker, address=ray.address, decode_on_cpus=ray.decode_on_cpus)  # fmt: skip
+        else:
+            summary = run_convert(list(inputs), out, options, model=model, caption_fallback=fallback)
+    job_exit(summary, quiet=quiet)

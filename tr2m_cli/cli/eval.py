@@ -9,32 +9,9 @@ from pathlib import Path
 import click
 
 from .options import (
-    batch_size_option, dataset_root_options, device_option, model_option, precision_option, quiet_option,
+    batch_size_option, dataset_root_options, device_option, model_option, precision_option, quiet_option, workers_option,
 )
-
-NAME_LIST_OPTIONS = ("--datasets", "--zero-shot")
-
-
-class EvalCommand(click.Command):
-    """Lets `--datasets nyu kitti` and `--zero-shot sun ibims` take several names, as typed in the
-    paper's README style: the words after such an option, up to the next option, are its values."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rewritten, current = [], None
-        for arg in args:
-            if arg in NAME_LIST_OPTIONS:
-                current = arg
-                rewritten.append(arg)
-                continue
-            if current is not None and not arg.startswith("-"):
-                if rewritten[-1] == current:
-                    rewritten.append(arg)
-                else:
-                    rewritten.extend([current, arg])
-                continue
-            current = None
-            rewritten.append(arg)
-        return super().parse_args(ctx, rewritten)
+from .types import SIZE_OR_NONE, MultiValueCommand, deprecated_alias, interruptible, multi_value_option
 
 
 def _check_writable(folder: Path) -> None:
@@ -55,9 +32,9 @@ def _names(values: tuple[str, ...]) -> list[str]:
     return [name for value in values for name in value.replace(",", " ").split()]
 
 
-@click.command("eval", cls=EvalCommand)
-@click.option("--datasets", "in_domain", multiple=True, metavar="NAME... | all", help="Sets to evaluate: nyu kitti void c3vd (or any of the nine); all = the four in-domain sets.")
-@click.option("--zero-shot", "zero_shot", multiple=True, metavar="NAME... | all", help="Zero-shot sets: sun ibims hypersim diode simcol; all = those found (absent ones are skipped).")
+@click.command("eval", cls=MultiValueCommand)
+@multi_value_option("--datasets", "in_domain", metavar="NAME... | all", help="Sets to evaluate: nyu kitti void c3vd (or any of the nine); all = the four in-domain sets.")
+@multi_value_option("--zero-shot", "zero_shot", metavar="NAME... | all", help="Zero-shot sets: sun ibims hypersim diode simcol; all = those found (absent ones are skipped).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding nyu/ kitti/ void/ c3vd/ sunrgbd/ ibims/ hypersim/ diode/ simcol/ [$TR2M_DATA_ROOT].")
 @dataset_root_options
 @click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
@@ -70,10 +47,11 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @batch_size_option
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N images of each set (a quick check; not comparable with the paper).")
 @click.option("--flip-tta", is_flag=True, help="Average with the prediction on the mirrored photo (not used by the paper).")
-@click.option("--min-depth", type=float, help="Override the evaluation range minimum (metres).")
-@click.option("--max-depth", type=float, help="Override the evaluation range maximum (metres).")
+@click.option("--min-depth", type=float, help="Override the evaluation range minimum (metres; pixels outside are not scored).")
+@click.option("--max-depth", type=float, help="Override the evaluation range maximum (metres; pixels outside are not scored).")
 @click.option("--crop", type=click.Choice(["eigen", "garg", "kb", "none"]), help="Override the evaluation crop.")
-@click.option("--input-size", metavar="HxW|none", help="Override the network input size (multiples of 14; none keeps the aspect ratio).")
+@click.option("--size", "input_size", type=SIZE_OR_NONE, metavar="HxW|none", help="Override the network input size (multiples of 14; none keeps the aspect ratio).")
+@click.option("--input-size", "old_input_size", type=SIZE_OR_NONE, hidden=True, callback=deprecated_alias("--input-size", "--size"))
 @click.option("--full-ground-truth", is_flag=True, help="KITTI: compare on the full-size ground truth (BTS), not on the 352x1216 window (the authors' code).")
 @click.option("--sun-depth", type=click.Choice(["auto", "rotated", "mm", "reference"]), default="auto", show_default=True, help="SUN RGB-D depth encoding; reference = the authors' v/10000.")
 @click.option("--match-reference", is_flag=True, help="Feed iBims-1 and DIODE as the authors' code does (iBims photos not ImageNet-normalised, DIODE's validity mask unused), to match their published rows.")
@@ -82,10 +60,11 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [tr2m-eval-<date>-<time>].")
 @click.option("--save-predictions", is_flag=True, help="Save each prediction as float32 metres (.npy) under OUT/predictions/.")
 @click.option("--previews", type=click.IntRange(min=0), default=0, metavar="EVERY", help="Save a preview PNG for every EVERY-th image under OUT/previews/.")
-@click.option("--workers", type=click.IntRange(min=0), help="Image-reading processes [0 on CPU, 4 on CUDA].")
+@workers_option("0 on CPU, 4 on CUDA; data-loading processes")
 @quiet_option
 def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, dataset_captions, split, model, device, precision, batch_size,
-                 limit, flip_tta, min_depth, max_depth, crop, input_size, full_ground_truth, sun_depth, match_reference, c3vd_caption,
+                 limit, flip_tta, min_depth, max_depth, crop, input_size, old_input_size, full_ground_truth, sun_depth,
+                 match_reference, c3vd_caption,
                  simcol_caption, out, save_predictions, previews, workers, quiet, **roots) -> None:
     """Score a model on the paper's datasets under the paper's protocol, beside its published numbers.
 
@@ -104,11 +83,12 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     from ..errors import DatasetError
     from ..evaluate.report import describe_dataset, describe_model, format_table
     from ..evaluate.suite import (
-        EvalSettings, check_files, describe_problems, open_eval_datasets, protocol_for, run_evaluation, select_datasets,
+        EvalOptions, check_files, describe_problems, open_eval_datasets, protocol_for, run_evaluation, select_datasets,
     )
 
     from ..data.protocol import EvalProtocol
 
+    input_size = input_size if input_size is not None else old_input_size
     if input_size is not None:
         EvalProtocol(input_size=input_size)  # a bad size fails before any dataset is read
     if not in_domain and not zero_shot:
@@ -171,18 +151,15 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     tr2m = load_model(folder, device=device, precision=precision, progress=not quiet)
     if workers is None:
         workers = 4 if tr2m.device.type == "cuda" else 0
-    settings = EvalSettings(
+    settings = EvalOptions(
         overrides=overrides, dataset_overrides=dataset_overrides, batch_size=batch_size, limit=limit, flip_tta=flip_tta,
         num_workers=workers, save_predictions=save_predictions, preview_every=previews, progress=not quiet,
     )
-    try:
+    with interruptible(f"the finished images are in {out / 'results.json'} and {out / 'per_image.csv'}"):
         results = run_evaluation(
             tr2m, datasets, out, settings, model_info=describe_model(tr2m, folder), command=["tr2m", *sys.argv[1:]],
             echo=lambda line: click.echo(line, err=True), skipped=skipped,
         )
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; the finished images are in {out / 'results.json'} and {out / 'per_image.csv'}", err=True)
-        sys.exit(130)
     click.echo("")
     click.echo(format_table(results, skipped), nl=False)
     click.echo(f"\nWrote {out / 'results.json'}, {out / 'per_image.csv'} and {out / 'table.txt'}.")

@@ -39,6 +39,32 @@ captioner_option = click.option(
 )
 
 
+def size_option(function):
+    """`--size HxW` in every command that runs the network: the network input size in pixels,
+    multiples of 14 (the paper's is 434x560). Eval and train keep `--input-size` as a hidden,
+    deprecated spelling."""
+    from .types import SIZE
+
+    return click.option(
+        "--size", type=SIZE, metavar="HxW", help="Fixed network input size, multiples of 14 (the paper's: 434x560)."
+    )(function)
+
+
+def workers_option(default_text: str, *, default: int | None = None):
+    """`--workers N` means the same in every command: how many background workers read photos
+    (threads in convert and caption, where decoding releases the GIL; data-loading processes in
+    eval and train); 0 reads them in the main process."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=0),
+        default=default,
+        show_default=default is not None,
+        help=f"Background workers reading photos; 0: in the main process [default: {default_text}]."
+        if default is None
+        else "Background workers reading photos; 0: in the main process.",
+    )
+
+
 # --<name>-root for each dataset, as `tr2m eval` and `tr2m train` both take them (and as the
 # "pass its root (--nyu-root DIR)" errors of tr2m_cli.data name them). The values arrive as
 # keyword arguments `<name>_root`; `dataset_roots(kwargs)` collects them by dataset name.
@@ -71,36 +97,56 @@ def dataset_roots(options: dict) -> dict:
     return {name: path for name in DATASET_ROOT_FLAGS if (path := options.pop(f"{name}_root", None)) is not None}
 
 
-def engine_options(command):
-    """--engine and the Ray engine's resources, for every command that runs per-photo work."""
-    for option in reversed([
-        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                     help="local: this process; ray: workers on a Ray cluster (pip install 'tr2m[ray]')."),
-        click.option("--workers", metavar="N|MIN,MAX",
-                     help="With --engine ray: Ray workers, or a range to autoscale within [default: 1]."),
-        click.option("--gpus-per-worker", type=click.FloatRange(min=0), metavar="F",
-                     help="With --engine ray: GPUs per worker, fractions share a GPU [default: 1 if the cluster has GPUs, else 0]."),
-        click.option("--ray-address", metavar="ADDRESS",
-                     help="With --engine ray: the cluster to use [default: a running one (RAY_ADDRESS, `ray start`), else a local one]."),
-        click.option("--decode-on-cpus", is_flag=True,
-                     help="With --engine ray: decode photos in CPU tasks ahead of the (GPU) workers."),
-    ]):  # fmt: skip
-        command = option(command)
-    return command
+def engine_options(workers_default_text: str, *, workers_default: int | None = None):
+    """--workers, --engine and the Ray engine's resources, for commands that run per-photo work.
+
+    `--workers` keeps its meaning of every command (how many background workers read photos;
+    0: the main process) with `--engine local`; with `--engine ray` the workers are Ray's: N, or
+    MIN,MAX for a pool that grows and shrinks with the cluster, each reading its own photos."""
+
+    def decorate(command):
+        for option in reversed([
+            click.option("--workers", metavar="N|MIN,MAX", default=None if workers_default is None else str(workers_default),
+                         help=f"Background workers reading photos; 0: in the main process [default: {workers_default_text}]; "
+                              f"with --engine ray: Ray workers, N or MIN,MAX to autoscale [default: 1]."),
+            click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                         help="local: this process; ray: workers on a Ray cluster (pip install 'tr2m[ray]')."),
+            click.option("--gpus-per-worker", type=click.FloatRange(min=0), metavar="F",
+                         help="With --engine ray: GPUs per worker, fractions share a GPU [default: 1 if the cluster has GPUs, else 0]."),
+            click.option("--ray-address", metavar="ADDRESS",
+                         help="With --engine ray: the cluster to use [default: a running one (RAY_ADDRESS, `ray start`), else a local one]."),
+            click.option("--decode-on-cpus", is_flag=True,
+                         help="With --engine ray: decode photos in CPU tasks ahead of the (GPU) workers."),
+        ]):  # fmt: skip
+            command = option(command)
+        return command
+
+    return decorate
 
 
-def check_engine_options(engine: str, workers, gpus_per_worker, ray_address, decode_on_cpus) -> None:
-    """The Ray options mean nothing to the local engine: say so rather than ignore them."""
+def engine_workers(engine: str, workers: str | None, gpus_per_worker, ray_address, decode_on_cpus):
+    """(photo readers for the local engine or None, RayResources for the Ray engine or None).
+    The Ray options mean nothing to the local engine: say so rather than ignore them."""
     from ..errors import InputError
 
-    given = [name for name, value in (("--workers", workers), ("--gpus-per-worker", gpus_per_worker),
-             ("--ray-address", ray_address), ("--decode-on-cpus", decode_on_cpus)) if value]  # fmt: skip
-    if engine != "ray" and given:
-        raise InputError(f"{', '.join(given)}: Ray engine options; add --engine ray (threads in this process: --threads N)")
-    if workers is not None:
-        from ..cluster import Workers
+    given = [name for name, value in (("--gpus-per-worker", gpus_per_worker), ("--ray-address", ray_address),
+             ("--decode-on-cpus", decode_on_cpus)) if value]  # fmt: skip
+    if engine != "ray":
+        if given:
+            raise InputError(f"{', '.join(given)}: Ray engine options; add --engine ray")
+        if workers is None:
+            return None, None
+        try:
+            readers = int(workers)
+        except ValueError:
+            raise InputError(f"--workers {workers}: a number of photo readers (N,M ranges are for --engine ray)") from None
+        if readers < 0:
+            raise InputError(f"--workers {workers}: 0 or more")
+        return readers, None
+    from ..cluster import RayResources
 
-        Workers.parse(workers)
+    return None, RayResources(workers=workers or "1", gpus_per_worker=gpus_per_worker, address=ray_address,
+                              decode_on_cpus=decode_on_cpus)  # fmt: skip
 
 
 def storage_argument(text: str | None):

@@ -8,50 +8,14 @@ from pathlib import Path
 import click
 
 from .options import dataset_root_options, dataset_roots, device_option, model_option, precision_option, quiet_option
-
-# Options that take several values, as in `--datasets nyu kitti void c3vd`.
-VARIADIC_OPTIONS = ("--datasets", "--val-datasets")
-
-
-def join_variadic(args: list[str], names: tuple[str, ...], stop: tuple[str, ...] = ()) -> list[str]:
-    """Rewrite `--datasets a b c` as `--datasets a,b,c` (click options take one value each).
-    `--datasets a,b` and repeated `--datasets a --datasets b` keep working."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        out.append(arg)
-        i += 1
-        if arg in names:
-            values = []
-            while i < len(args) and not args[i].startswith("-") and args[i] not in stop:
-                values.append(args[i])
-                i += 1
-            out.append(",".join(values))
-    return out
-
+from .types import SIZE, MultiValueGroup, deprecated_alias, interruptible, multi_value_option
 
 def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for value in values for name in value.split(",") if name.strip())
 
 
-class TrainGroup(click.Group):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, join_variadic(list(args), VARIADIC_OPTIONS, stop=tuple(self.commands)))
-
-
-def _size(ctx, param, value: str | None):
-    if value is None:
-        return None
-    try:
-        height, width = (int(v) for v in value.lower().replace("×", "x").split("x"))
-    except ValueError:
-        raise click.BadParameter(f"'{value}': expected HxW, e.g. 434x560") from None
-    return height, width
-
-
-@click.group(cls=TrainGroup, invoke_without_command=True, no_args_is_help=True)
-@click.option("--datasets", multiple=True, metavar="NAME…", help="Training sets, mixed one batch each in turn [default: nyu kitti void c3vd].")
+@click.group(cls=MultiValueGroup, invoke_without_command=True, no_args_is_help=True)
+@multi_value_option("--datasets", metavar="NAME…", help="Training sets, mixed one batch each in turn [default: nyu kitti void c3vd].")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding each dataset's sub-folder.")
 @dataset_root_options
 @click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
@@ -85,15 +49,16 @@ def _size(ctx, param, value: str | None):
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True, help="Linear learning-rate warm-up (the release's option: 1000).")
 @click.option("--no-augment", is_flag=True, help="No flips and no colour changes.")
 @click.option("--no-colour-augment", is_flag=True, help="Flips only (what --cache-features allows).")
-@click.option("--input-size", callback=_size, metavar="HxW", help="Network input for every set [default: each set's eval size].")
+@click.option("--size", "input_size", type=SIZE, metavar="HxW", help="Network input size for every set, multiples of 14 [default: each set's eval size].")
+@click.option("--input-size", "old_input_size", type=SIZE, hidden=True, callback=deprecated_alias("--input-size", "--size"))
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Cap an epoch's batches.")
-@click.option("--val-datasets", multiple=True, metavar="NAME…", help="Validate on these test splits with the eval module.")
+@multi_value_option("--val-datasets", metavar="NAME…", help="Validate on these test splits with the eval module.")
 @click.option("--val-every", "val_every_steps", type=click.IntRange(min=1), metavar="STEPS", help="Validate every STEPS steps [default: each epoch end].")
 @click.option("--val-limit", type=click.IntRange(min=1), metavar="N", help="Images per validation set.")
 @click.option("--best-metric", default="abs_rel", show_default=True, help="Mean over validation sets that picks the best checkpoint.")
 @device_option
 @precision_option
-@click.option("--workers", "num_workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data-loading processes.")
+@click.option("--workers", "num_workers", type=click.IntRange(min=0), default=2, show_default=True, help="Background workers reading samples (data-loading processes); 0: in the main process.")
 @click.option("--cache-features", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Cache frozen-encoder outputs (needs --no-colour-augment).")
 @click.option("--checkpoint-every", "checkpoint_every_steps", type=click.IntRange(min=0), default=1000, show_default=True, metavar="STEPS", help="Also checkpoint every STEPS steps (0: only at epoch ends).")
 @click.option("--max-nonfinite-steps", type=click.IntRange(min=1), default=100, show_default=True, metavar="N", help="Stop after N steps in a row with a non-finite loss or gradient.")
@@ -118,12 +83,19 @@ def train(ctx: click.Context, **options) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from ..train import resume, train as run_training
-    from ..train.loop import TrainingInterrupted
 
+    old = options.pop("old_input_size")
+    if options["input_size"] is None and old is not None:
+        options["input_size"] = old
     options["roots"] = {name: str(path) for name, path in dataset_roots(options).items()}
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, one process reports
     target = options["resume_from"] or options["out"]
-    try:
+
+    def advice(stopped: KeyboardInterrupt) -> str:
+        saved = f"checkpoint {stopped.checkpoint} saved; " if getattr(stopped, "checkpoint", None) else ""
+        return f"{saved}continue with: tr2m train --resume {target}"
+
+    with interruptible(advice, report=main_process):
         if options["resume_from"] is not None:
             overrides = _resume_overrides(ctx, options)
             result = resume(options["resume_from"], **overrides)
@@ -131,15 +103,6 @@ def train(ctx: click.Context, **options) -> None:
             if options["out"] is None:
                 raise click.UsageError("--out is required for a new run (or give --resume RUN)")
             result = run_training(_config(options))
-    except TrainingInterrupted as stopped:
-        if main_process:
-            saved = f"checkpoint {stopped.checkpoint}; " if stopped.checkpoint else ""
-            click.echo(f"\nstopped ({saved}continue with: tr2m train --resume {target})", err=True)
-        ctx.exit(stopped.exit_code)
-    except KeyboardInterrupt:
-        if main_process:
-            click.echo(f"\ninterrupted; continue with: tr2m train --resume {target}", err=True)
-        ctx.exit(130)
     if result.last_checkpoint is not None and result.is_main:
         click.echo(f"run: {result.run_dir}  last checkpoint: {result.last_checkpoint}")
         which = "best" if result.best_checkpoint else "last"
@@ -147,10 +110,10 @@ def train(ctx: click.Context, **options) -> None:
 
 
 def _config(options: dict):
-    from ..losses import LossSettings
-    from ..train import AugmentSettings, TrainConfig
+    from ..losses import LossOptions
+    from ..train import AugmentOptions, TrainOptions
 
-    losses = LossSettings(
+    losses = LossOptions(
         si_weight=0.0 if options["no_si"] else options["w_si"],
         pseudo_weight=0.0 if options["no_pseudo"] else options["w_pseudo"],
         contrast_weight=0.0 if options["no_contrast"] else options["w_contrast"],
@@ -162,11 +125,11 @@ def _config(options: dict):
         contrast_negatives=options["contrast_negatives"],
         class_range=options["class_range"],
     )
-    augment = AugmentSettings()
+    augment = AugmentOptions()
     if options["no_augment"]:
-        augment = AugmentSettings.off()
+        augment = AugmentOptions.off()
     elif options["no_colour_augment"]:
-        augment = AugmentSettings(photometric_probability=0.0)
+        augment = AugmentOptions(photometric_probability=0.0)
     values = {field: options[name] for name, field in _FIELDS.items()}
     values.update(
         out=str(options["out"]),
@@ -185,7 +148,7 @@ def _config(options: dict):
     if datasets:
         values["datasets"] = datasets
     try:
-        return TrainConfig(**values)
+        return TrainOptions(**values)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 

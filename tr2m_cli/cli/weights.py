@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .options import quiet_option
+from .types import interruptible
 
 
 @click.group()
@@ -57,12 +58,13 @@ def download(name: str, head_only: bool, force: bool, quiet: bool) -> None:
     from ..weights.registry import load_registry
     from ..weights.resolve import download_model
 
-    if name not in load_registry().models and find_captioner(name) is not None:
-        from ..caption.resolve import fetch_captioner
+    with interruptible("the part downloaded so far is kept; run the same command again to resume"):
+        if name not in load_registry().models and find_captioner(name) is not None:
+            from ..caption.resolve import fetch_captioner
 
-        click.echo(fetch_captioner(name, progress=not quiet))
-        return
-    folder = download_model(name, encoders=not head_only, progress=not quiet, force=force)
+            click.echo(fetch_captioner(name, progress=not quiet))
+            return
+        folder = download_model(name, encoders=not head_only, progress=not quiet, force=force)
     click.echo(str(folder))
 
 

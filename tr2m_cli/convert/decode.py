@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..io import storage
 from ..io.captions import Caption
-from ..io.images import image_errors, pil_to_rgb
+from ..io.images import DEFAULT_MAX_PIXELS, open_image, pil_to_rgb
 from ..io.inputs import InputImage
 from ..io.intrinsics import exif_focal_35mm
 from ..model.preprocess import SizePolicy, normalize_and_resize, to_float_tensor
@@ -51,10 +50,11 @@ def decode_photo(
     policy: SizePolicy,
     cloud_grid: Callable[[int, int], tuple[int, int]] | None = None,
     big_photo_slots: threading.Semaphore | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> DecodedPhoto:
     """Read `image` and prepare its network input (and point-cloud colours when `cloud_grid`
     maps the photo's (H, W) to the grid the cloud is sampled on). Raises InputError naming the
-    file for anything unreadable.
+    file for anything unreadable, not a regular file, or over `max_pixels`.
 
     Photos that must be decoded at full size and are over BIG_PHOTO_PIXELS (a 100 MP PNG holds
     ~600 MB while it is converted) take one of `big_photo_slots` first, so a pool of decoding
@@ -63,7 +63,7 @@ def decode_photo(
 
     start = time.perf_counter()
     with contextlib.ExitStack() as big_photo_slot:  # held until the full-size copy is reduced
-        with image_errors(image.path), storage.open_for_reading(image.path) as handle, Image.open(handle) as pil:
+        with open_image(image.path, max_pixels=max_pixels) as pil:
             stored_width, stored_height = pil.size
             try:
                 orientation = int(pil.getexif().get(EXIF_ORIENTATION, 1))

@@ -13,27 +13,20 @@ Every kind ends in its own two-part suffix, so names never collide between kinds
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..io import storage
 from ..io.inputs import InputImage
-from ..io.storage import Location
+from ..io.own_files import OUTPUT_SUFFIXES, is_output_name
 
-SUFFIXES = {
-    "tiff": ".depth.tiff",
-    "preview": ".preview.png",
-    "ply": ".points.ply",
-    "npy": ".depth.npy",
-    "png16": ".depth16.png",
-    "intrinsics": ".intrinsics.json",
-}
+SUFFIXES = OUTPUT_SUFFIXES  # one table for the writer and the walker that must never read them back
 
 
 class OutputLayout:
-    """The same keys under a local folder and under an object-store prefix."""
+    """The same keys under a local folder and under an object-store prefix (io.storage)."""
 
-    def __init__(self, out_dir: str | Location, outputs: tuple[str, ...]) -> None:
-        self.out_dir = out_dir if isinstance(out_dir, (Path, storage.Url)) else Path(out_dir)
+    def __init__(self, out_dir: str | Path | storage.Url, outputs: tuple[str, ...]) -> None:
+        self.out_dir = out_dir if isinstance(out_dir, storage.Url) else Path(out_dir)
         self.kinds = (*outputs, "intrinsics")
 
     def keys(self, image: InputImage) -> dict[str, str]:
@@ -41,17 +34,21 @@ class OutputLayout:
         stem = image.output_stem.as_posix()
         return {kind: stem + SUFFIXES[kind] for kind in self.kinds}
 
-    def paths(self, image: InputImage) -> dict[str, Location]:
+    def paths(self, image: InputImage) -> dict[str, Path | storage.Url]:
         return {kind: storage.join(self.out_dir, key) for kind, key in self.keys(image).items()}
+
+    def folder(self, image: InputImage) -> PurePosixPath:
+        """The photo's output folder, relative to the output folder."""
+        return image.output_stem.parent
 
     def is_complete(self, image: InputImage) -> bool:
         """Every requested output exists (writes are atomic, so existing means complete)."""
         return all(storage.is_file(path) for path in self.paths(image).values())
 
-    def relative(self, path: Location) -> str:
+    def relative(self, path: Path | storage.Url) -> str:
         return storage.relative_key(path, self.out_dir)
 
-    def is_output(self, path: Location) -> bool:
+    def is_output(self, path: Path | storage.Url) -> bool:
         """A file this layout writes under the output folder (never to be taken as an input:
         previews and 16-bit PNGs are images too)."""
         if isinstance(path, storage.Url) != isinstance(self.out_dir, storage.Url):
@@ -60,4 +57,4 @@ class OutputLayout:
             self.relative(path)
         except ValueError:
             return False
-        return path.name.endswith(tuple(SUFFIXES.values()))
+        return is_output_name(path.name)

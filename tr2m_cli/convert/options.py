@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError
 from ..io.captions import CaptionRules
+from ..io.images import DEFAULT_MAX_PIXELS
 from ..io.inputs import Shard
 from ..io.intrinsics import CameraOptions
 from ..io.pointcloud import PointCloudOptions
@@ -43,7 +44,7 @@ class ConvertOptions:
     captions: CaptionRules = CaptionRules()
     recursive: bool = True
     shard: Shard | None = None
-    overwrite: bool = False  # False: photos whose outputs all exist are skipped (resume)
+    overwrite: bool = False  # False: photos whose outputs are current (same settings) are skipped
     device: str = "auto"
     precision: str = "auto"
     batch_size: int = 4
@@ -51,8 +52,9 @@ class ConvertOptions:
     preview: PreviewOptions = PreviewOptions()
     camera: CameraOptions = CameraOptions()
     cloud: PointCloudOptions = PointCloudOptions()
-    decode_workers: int = field(default_factory=_default_workers)
+    decode_workers: int = field(default_factory=_default_workers)  # 0: decode in the main thread
     write_workers: int = field(default_factory=_default_workers)
+    max_pixels: int | None = DEFAULT_MAX_PIXELS  # larger photos fail alone; None: no limit
     progress: bool = True
     stage_timing: bool = False  # synchronise the device between stages, for exact per-stage times
 
@@ -63,8 +65,23 @@ class ConvertOptions:
             raise InputError(f"outputs {list(self.outputs)}: choose from {', '.join(OUTPUT_KINDS)}")
         if self.batch_size < 1:
             raise InputError(f"batch size {self.batch_size}: must be at least 1")
-        if self.decode_workers < 1 or self.write_workers < 1:
-            raise InputError("decode and write workers: at least 1 each")
+        if self.decode_workers < 0 or self.write_workers < 1:
+            raise InputError("workers: decode workers 0 or more, write workers at least 1")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise InputError(f"pixel limit {self.max_pixels}: must be positive")
+
+    def output_settings(self) -> dict:
+        """The options that change the files written (a photo's fingerprint holds them): the
+        kinds, and the options of each kind written. Running options (device, batch size,
+        workers) are not among them."""
+        from ..jobs.summary import jsonable
+
+        settings: dict = {"kinds": sorted(self.outputs), "camera": jsonable(self.camera)}
+        if "preview" in self.outputs:
+            settings["preview"] = jsonable(self.preview)
+        if "ply" in self.outputs:
+            settings["cloud"] = jsonable(self.cloud)
+        return settings
 
     @property
     def domain(self) -> str | None:

@@ -9,128 +9,104 @@
     ), model="tr2m-official")
     print(summary.line())
 
-The run, in order:
-1. Checks that need no model: inputs exist and hold photos, the caption file is well formed
-   and its keys unambiguous, the output folder can be made. Any failure is one InputError /
-   OutputError and nothing is written.
-2. Photos whose outputs all exist are skipped (unless `overwrite`); the rest get captions.
-   No caption for any of them is an error; no caption for some fails just those.
-3. The model is loaded (WeightsError if missing), the output folder made, temporaries that a
-   killed run left for these photos deleted.
-4. Background threads decode and resize photos; the main thread batches them by network size
-   and runs the model; a second pool writes the outputs, while the model works on the next batch.
-   Each photo's record goes to the manifest as soon as its files are written; a photo that fails
-   (unreadable, model error, unwritable file) is recorded and the run goes on.
-5. The manifest is compacted and summary.json written, also after Ctrl-C (then re-raised).
+The run, in order (the job plumbing is `tr2m_cli.jobs`, shared with `tr2m caption`):
+1. Checks that need no model: inputs exist and hold photos (what is skipped is said), the caption
+   file is well formed and its keys unambiguous, the output folder can be made, an existing
+   manifest is one. Any failure is one InputError / OutputError and nothing is written.
+2. The model is identified (name and head sha256, without loading it) and each photo's settings
+   fingerprinted (jobs.fingerprint). Photos whose last record is ok with the same fingerprint
+   and whose files exist are skipped (unless `overwrite`); the others are converted, those with
+   stale outputs counted as redone. No caption for any of them is an error.
+3. The model is loaded (WeightsError if missing), the output folder made and its run lock taken
+   (temporaries of killed runs are deleted when no other run is live there).
+4. Background threads decode photos ahead (jobs.decode); the main thread batches them by network
+   size and runs the model; a second pool writes the outputs while the model works on the next
+   batch. Each photo's record goes to the manifest as soon as its files are written; a photo
+   that fails (unreadable, no valid depth, unwritable file) is recorded and the run goes on.
+5. The manifest is merged and compacted and summary.json written, also after Ctrl-C or SIGTERM
+   (then JobInterrupted is raised); a failure to write them is said in plain words.
 """
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures as futures
-import json
+import functools
 import os
+import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError, OutputError, Tr2mError
-from ..io.atomic import remove_stale_temporaries, remove_stale_temporaries_of
-from ..io.captions import CaptionFallback, CaptionResolver
-from ..io.images import IMAGE_SUFFIXES
-from ..io.inputs import InputImage, collect_images, select_shard
-from ..io.manifest import ManifestLog
+from ..io.captions import Caption, CaptionFallback, CaptionResolver
+from ..io.inputs import InputImage, select_shard
+from ..io.manifest import ManifestLog, describe_os_error, read_manifest_checked
 from ..io.pointcloud import cloud_stride, grid_shape
+from ..jobs import (
+    JobInterrupted,
+    JobSummary,
+    OutputFolder,
+    Progress,
+    StopSignals,
+    changed_settings,
+    check_output_folder,
+    decode_ahead,
+    discover_photos,
+    fingerprint,
+    input_file_identity,
+    is_current,
+    jsonable,
+)
 from .batching import DepthResult, DepthRunner, SizeBuckets, StageTimes
 from .decode import DecodedPhoto, decode_photo
 from .layout import OutputLayout
 from .options import ConvertOptions
-from .plan import manifest_names
-from .progress import Progress
-from .writing import RunContext, base_record, failure_record, now_iso, write_photo
+from .writing import RunContext, failure_record, write_photo
 
 
 @dataclass
-class ConvertSummary:
-    """What a run did. `exit_code`: 0 all converted or already done, 1 some failed."""
+class ConvertSummary(JobSummary):
+    """What a run did. `exit_code`: 0 all converted or already current, 1 some failed (or the
+    manifest or summary could not be written), 130/143 stopped by SIGINT/SIGTERM."""
 
-    out_dir: Path  # or an io.storage.Url
-    photos: int = 0  # in this run (this shard)
-    converted: int = 0
-    skipped: int = 0
-    failed: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (photo, error)
-    elapsed_s: float = 0.0  # the whole call
-    setup_s: float = 0.0  # checks, captions and loading the model, before the first photo
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    command: str = "convert"
+    verb: str = "converted"
+    out_dir: Path | None = None
     manifest: Path | None = None
-    summary_file: Path | None = None
-    interrupted: bool = False
+    shard: str | None = None
 
     @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
+    def converted(self) -> int:
+        return self.done
 
-    def count(self, record: dict[str, Any]) -> str:
-        """Count one photo's manifest record; returns its status."""
-        status = record["status"]
-        if status == "ok":
-            self.converted += 1
-        elif status == "failed":
-            self.failed += 1
-            self.failures.append((record["input"], record.get("error") or ""))
-        return status
+    @converted.setter
+    def converted(self, value: int) -> None:
+        self.done = value
 
     @property
     def photos_per_second(self) -> float:
-        """Throughput once the model is loaded."""
-        working = self.elapsed_s - self.setup_s
-        return self.converted / working if working > 0 else 0.0
+        return self.per_second
 
-    def line(self) -> str:
-        parts = [f"{self.converted} converted"]
-        if self.skipped:
-            parts.append(f"{self.skipped} already done")
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        where = self.manifest if self.manifest is not None else self.out_dir
-        rate = f", {self.photos_per_second:.2f} photos/s" if self.converted else ""
-        state = "interrupted: " if self.interrupted else ""
-        return f"{state}{', '.join(parts)} of {self.photos} photos in {self.elapsed_s:.1f} s{rate} → {where}"
+    def summary_target(self) -> str:
+        return str(self.manifest if self.manifest is not None else self.out_dir)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **super().to_json(),
+            "out": str(self.out_dir),
+            "shard": self.shard,
+            "manifest": self.manifest.name if self.manifest is not None else None,
+        }
 
 
-def check_output_folder(out_dir: Path) -> None:
-    """Refuse an output folder that cannot be made or written, before anything is written."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: exists and is not a folder (--out)")
-    probe = out_dir
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise OutputError(f"{out_dir}: cannot be created: {probe} is a file (--out)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"{out_dir}: cannot be written: permission denied on {probe} (--out)")
-
-
-def make_output_folder(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".tr2m-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot be written ({exc.strerror or exc}) (--out)") from None
-
-
-def _load(model: Any, options: ConvertOptions):
-    from ..model.load import load_model
-    from ..model.tr2m import TR2M
-
-    if isinstance(model, TR2M):
-        return model
-    return load_model(model, device=options.device, precision=options.precision, progress=options.progress)
+def manifest_names(options: ConvertOptions) -> tuple[str, str]:
+    """`manifest.jsonl` and `summary.json`, or per shard `manifest-K-of-N.jsonl`, …"""
+    if options.shard is None:
+        return "manifest.jsonl", "summary.json"
+    tag = f"{options.shard.index}-of-{options.shard.count}"
+    return f"manifest-{tag}.jsonl", f"summary-{tag}.json"
 
 
 def _precision_name(dtype) -> str:
@@ -139,9 +115,79 @@ def _precision_name(dtype) -> str:
     return next((name for name, value in PRECISIONS.items() if value == dtype), str(dtype))
 
 
-def _describe_inputs(inputs: Sequence[str | Path]) -> str:
-    shown = ", ".join(str(i) for i in list(inputs)[:3]) + (", …" if len(inputs) > 3 else "")
-    return shown
+@dataclass
+class IdentifiedModel:
+    """The model of a run, identified before it is loaded (skipping needs no model)."""
+
+    source: Any  # a model folder, or a loaded TR2M
+    identity: dict[str, Any]  # name, head_sha256
+    spec: Any  # ModelSpec
+    precision: str  # what it runs in: fp32, bf16, fp16
+    size_policy: Any  # the model's default SizePolicy
+
+
+def identify_model(model: Any, options: ConvertOptions) -> IdentifiedModel:
+    from ..model.load import model_identity
+    from ..model.preprocess import SizePolicy
+    from ..model.tr2m import TR2M
+    from ..runtime import resolve_device, resolve_precision
+    from ..weights.folder import read_model_folder
+    from ..weights.resolve import resolve_model
+
+    if isinstance(model, TR2M):
+        return IdentifiedModel(model, model_identity(model), model.spec, _precision_name(model.precision), model.size_policy)
+    folder = resolve_model(model, progress=options.progress)
+    spec = read_model_folder(folder)
+    precision = resolve_precision(options.precision, resolve_device(options.device))
+    return IdentifiedModel(folder, model_identity(folder), spec, _precision_name(precision), SizePolicy(token_budget=spec.token_budget))
+
+
+def _load(model: IdentifiedModel, options: ConvertOptions):
+    from ..model.load import load_model
+    from ..model.tr2m import TR2M
+
+    if isinstance(model.source, TR2M):
+        return model.source
+    return load_model(model.source, device=options.device, precision=options.precision, progress=options.progress)
+
+
+def long_captions(tr2m, texts) -> tuple[int, dict[str, int]]:
+    """(the text encoder's token limit, {caption: its token count} for captions over it)."""
+    from ..model.encoders import CLIP_CONTEXT_LENGTH
+
+    distinct = list(dict.fromkeys(texts))
+    limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
+    if not distinct:
+        return limit, {}
+    counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
+    return limit, {text: n for text, n in counts.items() if n > limit}
+
+
+def long_caption_warning(photos: int, limit: int, key: str, tokens: int) -> str:
+    return (
+        f"{photos} photo(s) have captions longer than the text encoder's {limit} "
+        f"tokens, which it truncates (e.g. {key}: {tokens} tokens)"
+    )
+
+
+def photo_settings(model: IdentifiedModel, options: ConvertOptions, image: InputImage, caption: Caption | None) -> dict[str, Any]:
+    """Everything that makes this photo's outputs what they are (see jobs.fingerprint)."""
+    try:
+        source = ({"bytes": image.listed[0], "mtime_ns": image.listed[1]} if image.listed is not None
+                  else input_file_identity(image.path))  # fmt: skip
+    except OSError:
+        source = None
+    return {
+        "model": model.identity["name"],
+        "head_sha256": model.identity["head_sha256"],
+        "caption": caption.text if caption is not None else None,
+        "size": (options.size or model.size_policy).describe(),
+        "precision": model.precision,
+        "domain": options.domain,
+        "metres_per_model_unit": model.spec.metres_per_output_unit(options.domain),
+        "outputs": options.output_settings(),
+        "input_file": source,
+    }
 
 
 def convert(
@@ -156,142 +202,189 @@ def convert(
 
     `model`: a registry name, a model folder, or a loaded TR2M. `caption_fallback`: captions for
     photos that have none of their own (e.g. from a captioning model). Returns a summary; raises
-    a Tr2mError (nothing written) for unusable inputs, caption files, output folders or weights.
+    a Tr2mError (nothing written) for unusable inputs, caption files, output folders or weights,
+    and JobInterrupted (a KeyboardInterrupt carrying the summary) when stopped by a signal.
     """
     from ..io import storage
 
+    started = time.perf_counter()
     inputs = list(inputs) if not isinstance(inputs, (str, Path)) else [inputs]
     if storage.is_url(out_dir) or any(storage.is_url(i) for i in inputs):
         # Object stores: the plan and worker every engine shares, run in this process.
         from .ray_engine import convert_in_process
 
         return convert_in_process(inputs, out_dir, options, model=model, caption_fallback=caption_fallback)
-    started = time.perf_counter()
     out_dir = Path(os.path.abspath(Path(out_dir).expanduser()))
+    progress = Progress(0, enabled=options.progress)
+    with StopSignals(progress.say) as signals:
+        return _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started)
+
+
+def _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started) -> ConvertSummary:
     layout = OutputLayout(out_dir, options.outputs)
-    everything = collect_images(inputs, recursive=options.recursive, exclude=layout.is_output)
-    if not everything:
-        suffixes = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
-        raise InputError(f"no photos found in {_describe_inputs(inputs)} (looked for {suffixes})")
+    found = discover_photos(inputs, recursive=options.recursive, own_output=out_dir)
+    everything = found.images
     resolver = CaptionResolver(options.captions, everything, caption_fallback)
     images = select_shard(everything, options.shard)
     check_output_folder(out_dir)
-    done = [] if options.overwrite else [image for image in images if layout.is_complete(image)]
-    done_paths = {image.path for image in done}
-    todo = [image for image in images if image.path not in done_paths]
-    captions = resolver.resolve_all(todo)
-    if todo and all(caption is None for caption in captions):
+    manifest_name, summary_name = manifest_names(options)
+    previous, _ = read_manifest_checked(out_dir / manifest_name)
+    identified = identify_model(model, options)
+
+    def reuse(image: InputImage) -> Caption | None:
+        """A caption the fallback (e.g. --auto-caption) made for this photo last time."""
+        record = previous.get(image.key) or {}
+        if options.overwrite:
+            return None  # redo everything, the generated captions too
+        if caption_fallback is not None and record.get("caption_source") == "generated" and record.get("caption"):
+            if record.get("caption_origin") == caption_fallback.name:
+                return Caption(record["caption"], "generated", caption_fallback.name)
+        return None
+
+    captions = resolver.resolve_all(images, reuse=reuse)
+    settings = [photo_settings(identified, options, image, caption) for image, caption in zip(images, captions)]
+    prints = [fingerprint(s) for s in settings]
+    todo, skipped, redone = [], 0, {}
+    for image, caption, setting, print_ in zip(images, captions, settings, prints):
+        record = previous.get(image.key)
+        complete = layout.is_complete(image)
+        if not options.overwrite and is_current(record, print_, complete):
+            skipped += 1
+            continue
+        if record is not None and record.get("status") == "ok" and complete and record.get("fingerprint") != print_:
+            redone[image.key] = changed_settings(record.get("settings"), setting)
+        todo.append((image, caption))
+    if todo and all(caption is None for _, caption in todo):
         raise InputError(
             f"no caption for any of the {len(todo)} photos: give --caption-file, put <stem>.txt "
             f"beside each photo, --caption-root DIR, --caption TEXT or --domain indoor|outdoor|surgical"
         )
 
-    tr2m = _load(model, options) if todo else None
-    make_output_folder(out_dir)
-    if options.shard is None:
-        remove_stale_temporaries(out_dir)
-    else:
-        remove_stale_temporaries_of(p for image in images for p in layout.paths(image).values())
-    manifest_name, summary_name = manifest_names(options)
+    tr2m = _load(identified, options) if todo else None
     summary = ConvertSummary(
         out_dir=out_dir,
+        destination=str(out_dir),
         photos=len(images),
+        skipped=skipped,
         manifest=out_dir / manifest_name,
         summary_file=out_dir / summary_name,
+        shard=str(options.shard) if options.shard else None,
+        model=dict(identified.identity),
+        options=jsonable(options),
+        inputs=[str(i) for i in inputs],
+        inputs_skipped=[(str(s.path), s.reason) for s in found.skipped],
     )
-    progress = Progress(len(images), enabled=options.progress, initial=len(done))
-    run = _Run(
-        options=options,
-        layout=layout,
-        summary=summary,
-        progress=progress,
-        manifest=ManifestLog(summary.manifest),
-    )
-    if resolver.table and resolver.unmatched_file_keys == len(resolver.table):
-        sample = next(iter(resolver.table))
-        progress.warn(
-            f"no key of {options.captions.caption_file} names any photo here (keys look like "
-            f"{sample!r}, photos like {everything[0].key!r})"
-        )
+    folder = OutputFolder(out_dir).open()
     try:
-        run.record_skipped(done)
+        manifest = ManifestLog(summary.manifest)
+    except (OSError, Tr2mError) as exc:
+        folder.close()
+        if isinstance(exc, Tr2mError):
+            raise
+        raise OutputError(f"cannot write {summary.manifest}: {describe_os_error(exc)}") from None
+    progress.total, progress.initial = len(images), skipped
+    run = _Run(options=options, layout=layout, summary=summary, progress=progress, manifest=manifest, signals=signals)
+    context_settings = {
+        image.key: {"fingerprint": print_, "settings": setting}
+        for image, setting, print_ in zip(images, settings, prints)
+    }
+    try:
+        if found.skipped:
+            progress.warn(f"skipped {found.describe_skipped()}")
+        for problem in resolver.problems:
+            progress.warn(f"caption not read: {problem}")
+        if manifest.unreadable:
+            progress.warn(
+                f"{summary.manifest}: {len(manifest.unreadable)} unreadable line(s) (first: line "
+                f"{manifest.unreadable[0][0]}) moved to {summary.manifest.name}.unreadable"
+            )
+        if resolver.table and resolver.unmatched_file_keys == len(resolver.table):
+            sample = next(iter(resolver.table))
+            progress.warn(
+                f"no key of {options.captions.caption_file} names any photo here (keys look like "
+                f"{sample!r}, photos like {everything[0].key!r})"
+            )
         if todo:
+            stale = f", {len(redone)} to redo (settings changed)" if redone else ""
             progress.info(
                 f"{len(todo)} photos → {out_dir} ({', '.join(options.outputs)}); model "
                 f"{tr2m.spec.name} on {tr2m.device} ({_precision_name(tr2m.precision)})"
-                + (f", {len(done)} already done" if done else "")
+                + (f", {skipped} already done" if skipped else "")
+                + stale
                 + (f", shard {options.shard} of {len(everything)} photos" if options.shard else "")
+                + (" (sharing the folder with another live run)" if folder.shared else "")
             )
         summary.setup_s = round(time.perf_counter() - started, 3)
         progress.start()
         if todo:
-            run.convert_all(tr2m, todo, captions)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        raise
+            run.convert_all(tr2m, todo, context_settings, redone)
+    except KeyboardInterrupt as exc:
+        number = exc.signal_number if isinstance(exc, JobInterrupted) else signal.SIGINT
+        signals.interrupt(number)
+        summary.signal = signal.Signals(number).name
     finally:
-        progress.close()
-        run.finish(started, inputs)
+        with signals.deferred():  # a second Ctrl-C must not cut the saving of finished work
+            progress.close()
+            run.finish(started)
+            folder.close()
+    if summary.interrupted:
+        raise JobInterrupted(signal.Signals[summary.signal].value, summary)
     return summary
 
 
 class _Run:
     """The state of one conversion: pools, buckets, the manifest and the counters."""
 
-    def __init__(self, *, options, layout, summary, progress, manifest) -> None:
+    def __init__(self, *, options, layout, summary, progress, manifest, signals) -> None:
         self.options: ConvertOptions = options
         self.layout: OutputLayout = layout
         self.summary: ConvertSummary = summary
         self.progress: Progress = progress
         self.manifest: ManifestLog = manifest
+        self.signals: StopSignals = signals
         self.times = StageTimes()
         self.writes: set[futures.Future] = set()
         self.context: RunContext | None = None
+        self.redone: dict[str, list[str]] = {}
         self.long_captions: dict[str, int] = {}  # caption → its token count, above the limit
 
     # -- records ----------------------------------------------------------------------------
 
     def _finish(self, record: dict[str, Any]) -> None:
-        self.manifest.append(record)
-        if self.summary.count(record) == "failed":
-            self.progress.error(record.get("error") or record["input"])
-        self.progress.advance()
-
-    def record_skipped(self, done: list[InputImage]) -> None:
-        self.summary.skipped = len(done)
-        for image in done:
-            previous = self.manifest.previous.get(image.key)
-            if previous is not None and previous.get("status") == "ok":
-                continue  # its record from the run that wrote the files stays as it is
-            paths = self.layout.paths(image)
-            self.manifest.append(
-                {
-                    **base_record(image, "skipped"),
-                    "outputs": {kind: self.layout.relative(p) for kind, p in paths.items()},
-                    "note": "outputs already present; --overwrite redoes them",
-                    "finished": now_iso(),
-                }
+        with self.signals.deferred():  # a photo's files are written: its record must follow
+            key = record["input"]
+            if key in self.redone and record["status"] == "ok":
+                record["redone_because"] = self.redone[key]
+            self.manifest.append(record)
+            status = record["status"]
+            if status == "ok":
+                self.summary.done += 1
+                self.summary.redone += key in self.redone
+            elif status == "failed":
+                self.summary.fail(key, record.get("error") or "")
+                self.progress.error(record.get("error") or key)
+            self.progress.advance()
+        if self.manifest.append_error is not None and not getattr(self, "_append_warned", False):
+            self._append_warned = True
+            self.progress.warn(
+                f"cannot append to {self.manifest.path} ({describe_os_error(self.manifest.append_error)}); "
+                f"records are kept and written at the end if the disk allows"
             )
 
     # -- the pipeline -----------------------------------------------------------------------
 
-    def convert_all(self, tr2m, todo: list[InputImage], captions) -> None:
+    def convert_all(self, tr2m, todo: list[tuple[InputImage, Caption | None]], settings, redone) -> None:
         from .. import __version__
 
         options = self.options
+        self.redone = redone
         policy = options.size or tr2m.size_policy
         metres_per_unit = tr2m.spec.metres_per_output_unit(options.domain)
-        self.context = RunContext(self.layout, options, tr2m.spec.name, metres_per_unit, __version__)
-        self._warn_long_captions(tr2m, todo, captions)
-        runner = DepthRunner(tr2m, options.batch_size, metres_per_unit, self.times, options.stage_timing)
-        buckets = SizeBuckets(runner)
-        cloud_grid = None
-        if "ply" in options.outputs:
-            cloud = options.cloud
-            cloud_grid = lambda h, w: grid_shape(h, w, cloud_stride(h, w, cloud))  # noqa: E731
-
+        self.context = RunContext(
+            self.layout, options, tr2m.spec.name, metres_per_unit, __version__, settings=settings
+        )
         work = []
-        for image, caption in zip(todo, captions):
+        for image, caption in todo:
             if caption is None:
                 self._finish(
                     failure_record(
@@ -302,24 +395,21 @@ class _Run:
                 )
             else:
                 work.append((image, caption))
-
-        decode_pool = futures.ThreadPoolExecutor(options.decode_workers, thread_name_prefix="tr2m-decode")
-        big_photo_slots = threading.BoundedSemaphore(2)
+        self._warn_long_captions(tr2m, work)
+        runner = DepthRunner(tr2m, options.batch_size, metres_per_unit, self.times, options.stage_timing)
+        buckets = SizeBuckets(runner)
+        cloud_grid = None
+        if "ply" in options.outputs:
+            cloud = options.cloud
+            cloud_grid = lambda h, w: grid_shape(h, w, cloud_stride(h, w, cloud))  # noqa: E731
+        decode = functools.partial(
+            self._decode, policy=policy, cloud_grid=cloud_grid, big_photo_slots=threading.BoundedSemaphore(2)
+        )
         self.write_pool = futures.ThreadPoolExecutor(options.write_workers, thread_name_prefix="tr2m-write")
-        pending: collections.deque[futures.Future] = collections.deque()
         prefetch = max(2 * options.batch_size, 2 * options.decode_workers)
-        queue = iter(work)
         oom_seen = 0
         try:
-            while True:
-                while len(pending) < prefetch:
-                    item = next(queue, None)
-                    if item is None:
-                        break
-                    pending.append(decode_pool.submit(self._decode, *item, policy, cloud_grid, big_photo_slots))
-                if not pending:
-                    break
-                decoded = pending.popleft().result()
+            for _, decoded in decode_ahead(work, decode, workers=options.decode_workers, prefetch=prefetch):
                 if isinstance(decoded, dict):
                     self._finish(decoded)
                     continue
@@ -333,24 +423,23 @@ class _Run:
                 self._run_batch(runner, batch)
             self._collect_writes(wait_all=True)
         finally:
-            for future in pending:
-                future.cancel()
-            decode_pool.shutdown(wait=True, cancel_futures=True)
-            # Writes already under way finish (each is atomic anyway) and are recorded.
+            # Writes already under way finish (each is atomic anyway) and are recorded, whatever
+            # stopped the run; further signals meanwhile only say so.
             self._collect_writes(wait_all=True)
             self.write_pool.shutdown(wait=True, cancel_futures=True)
 
-    def _warn_long_captions(self, tr2m, todo, captions) -> None:
-        limit, self.long_captions = long_captions(tr2m, [c.text for c in captions if c is not None])
-        affected = [(image.key, c.text) for image, c in zip(todo, captions) if c is not None and c.text in self.long_captions]
+    def _warn_long_captions(self, tr2m, work) -> None:
+        limit, self.long_captions = long_captions(tr2m, [c.text for _, c in work])
+        affected = [(image.key, c.text) for image, c in work if c.text in self.long_captions]
         if affected:
             key, text = affected[0]
             self.progress.warn(long_caption_warning(len(affected), limit, key, self.long_captions[text]))
 
-    def _decode(self, image, caption, policy, cloud_grid, big_photo_slots) -> DecodedPhoto | dict[str, Any]:
+    def _decode(self, item, *, policy, cloud_grid, big_photo_slots) -> DecodedPhoto | dict[str, Any]:
+        image, caption = item
         start = time.perf_counter()
         try:
-            return decode_photo(image, caption, policy, cloud_grid, big_photo_slots)
+            return decode_photo(image, caption, policy, cloud_grid, big_photo_slots, max_pixels=self.options.max_pixels)
         except Tr2mError as exc:
             return failure_record(image, str(exc), caption, time.perf_counter() - start)
         except Exception as exc:  # noqa: BLE001 - an odd file must not end the run
@@ -380,7 +469,7 @@ class _Run:
             return failure_record(image, str(exc), caption, result.seconds)
         except OSError as exc:
             target = exc.filename or self.layout.out_dir
-            return failure_record(image, f"{image.key}: cannot write {target} ({exc.strerror or exc})", caption)
+            return failure_record(image, f"{image.key}: cannot write {target} ({describe_os_error(exc)})", caption)
         except Exception as exc:  # noqa: BLE001
             return failure_record(image, f"{image.key}: writing failed ({type(exc).__name__}: {exc})", caption)
         finally:
@@ -390,86 +479,27 @@ class _Run:
         if not self.writes:
             return
         if wait_all:
-            finished, self.writes = set(self.writes), set()
-            futures.wait(finished)
-        else:
-            if block:
-                futures.wait(self.writes, return_when=futures.FIRST_COMPLETED)
-            finished = {f for f in self.writes if f.done()}
-            self.writes -= finished
-        for future in finished:
+            futures.wait(self.writes)
+        elif block:
+            futures.wait(self.writes, return_when=futures.FIRST_COMPLETED)
+        for future in [f for f in self.writes if f.done()]:
+            self.writes.discard(future)  # one at a time: a record is never dropped half-collected
             if not future.cancelled():
                 self._finish(future.result())
 
     # -- the end ----------------------------------------------------------------------------
 
-    def finish(self, started: float, inputs) -> None:
-        self.manifest.close()
+    def finish(self, started: float) -> None:
+        """Merge the manifest and write summary.json; failures to do so are said in plain words
+        (and make the exit status 1), never a traceback."""
         summary = self.summary
+        try:
+            self.manifest.close()
+        except OutputError as exc:
+            summary.write_errors.append(f"{exc} (the records appended during the run are kept)")
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         summary.stage_seconds = self.times.as_dict()
-        write_summary_file(summary, self.options, inputs, self.context.model_name if self.context else None)
-
-
-def long_captions(tr2m, texts) -> tuple[int, dict[str, int]]:
-    """(the text encoder's token limit, {caption: its token count} for captions over it)."""
-    from ..model.encoders import CLIP_CONTEXT_LENGTH
-
-    distinct = list(dict.fromkeys(texts))
-    limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
-    if not distinct:
-        return limit, {}
-    counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
-    return limit, {text: n for text, n in counts.items() if n > limit}
-
-
-def long_caption_warning(photos: int, limit: int, key: str, tokens: int) -> str:
-    return (
-        f"{photos} photo(s) have captions longer than the text encoder's {limit} "
-        f"tokens, which it truncates (e.g. {key}: {tokens} tokens)"
-    )
-
-
-def write_summary_file(summary: ConvertSummary, options: ConvertOptions, inputs, model_name: str | None, **extra) -> None:
-    """summary.json (or summary-K-of-N.json): what the run did and how, for every engine."""
-    from .. import __version__
-    from ..io import storage
-
-    storage.write_text(
-        summary.summary_file,
-        json.dumps(
-            {
-                "tr2m_version": __version__,
-                "finished": now_iso(),
-                "inputs": [storage.describe(i) for i in inputs],
-                "out": storage.describe(summary.out_dir),
-                "shard": str(options.shard) if options.shard else None,
-                "outputs": list(options.outputs),
-                "photos": summary.photos,
-                "converted": summary.converted,
-                "skipped": summary.skipped,
-                "failed": summary.failed,
-                "interrupted": summary.interrupted,
-                "failures": [{"input": key, "error": error} for key, error in summary.failures],
-                "elapsed_s": summary.elapsed_s,
-                "setup_s": summary.setup_s,
-                "photos_per_s": round(summary.photos_per_second, 4),
-                "stage_seconds": summary.stage_seconds,
-                "model": model_name,
-                "options": {
-                    "device": options.device,
-                    "precision": options.precision,
-                    "batch_size": options.batch_size,
-                    "size": options.size.describe() if options.size else "model default",
-                    "domain": options.domain,
-                    "overwrite": options.overwrite,
-                },
-                **extra,
-                "manifest": summary.manifest.name,
-                "exit_code": summary.exit_code,
-            },
-            indent=2,
-            ensure_ascii=False,
-        )
-        + "\n",
-    )
+        summary.warnings = list(self.progress.warnings)
+        summary.write()
+        for error in summary.write_errors:
+            self.progress.say(f"tr2m: error: {error}")

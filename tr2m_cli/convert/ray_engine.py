@@ -15,32 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..cluster import RayResources, Workers, ray_session, run_rows
-from ..errors import InputError, OutputError
+from ..errors import InputError, Tr2mError
 from ..io import storage
 from ..io.captions import CaptionFallback
 from ..io.manifest_parts import merge_manifest, new_run_id, write_part
+from ..jobs import JobInterrupted, OutputFolder, Progress, StopSignals, jsonable
 from .options import ConvertOptions
-from .pipeline import ConvertSummary, long_caption_warning, write_summary_file
-from .plan import plan_conversion
-from .progress import Progress
+from .pipeline import ConvertSummary, long_caption_warning
+from .plan import ConvertPlan, plan_conversion
 from .worker import PhotoConverter, decode_rows
-
-
-def _model_facts(model: Any) -> tuple[str, int]:
-    """(name, token budget) of the model, from its folder, on the driver: a missing model fails
-    here in one line, before any worker starts (each worker then loads it itself)."""
-    from ..model.tr2m import TR2M
-    from ..weights.folder import read_model_folder
-    from ..weights.resolve import resolve_model
-
-    if isinstance(model, TR2M):
-        raise InputError("convert_ray takes a model name or folder (each worker loads its own), not a loaded model")
-    spec = read_model_folder(resolve_model(model))
-    return spec.name, spec.token_budget
 
 
 def convert_ray(
@@ -60,8 +49,13 @@ def convert_ray(
     `workers`: N, or (MIN, MAX) / "MIN,MAX" for an autoscaling pool; `gpus_per_worker`: GPUs each
     worker holds (fractions share a GPU; None: 1 when the cluster has GPUs, else 0); `address`:
     a cluster to attach to (default: a running one, else a local one started for this call);
-    `decode_on_cpus`: decode photos in CPU tasks ahead of the workers. Returns the summary;
-    raises a Tr2mError before any work for unusable inputs, captions, outputs or weights."""
+    `decode_on_cpus`: decode photos in CPU tasks ahead of the workers. `model`: a registry name
+    or model folder (each worker loads its own). Returns the summary; raises a Tr2mError before
+    any work for unusable inputs, captions, outputs or weights, and JobInterrupted when stopped."""
+    from ..model.tr2m import TR2M
+
+    if isinstance(model, TR2M):
+        raise InputError("convert_ray takes a model name or folder (each worker loads its own), not a loaded model")
     resources = RayResources(workers=workers, gpus_per_worker=gpus_per_worker, address=address, decode_on_cpus=decode_on_cpus)
     return run_plan(inputs, out, options, model=model, caption_fallback=caption_fallback, ray=resources)
 
@@ -79,63 +73,117 @@ def convert_in_process(
     return run_plan(inputs, out, options, model=model, caption_fallback=caption_fallback, ray=None)
 
 
-def run_plan(inputs, out, options: ConvertOptions, *, model: Any, caption_fallback, ray: RayResources | None) -> ConvertSummary:
-    """Plan, check, convert the rows (on Ray, or here), count and show progress as records
-    arrive, then merge the manifest parts and write the summary, whatever stopped the run."""
-    from ..model.tr2m import TR2M
+def _workers_precision(ray_module, options: ConvertOptions, resources: RayResources) -> str:
+    """The precision a worker will run in, asked of one placed as the workers are: the driver may
+    have no GPU, and `auto` means bf16 or fp16 by the GPU (it enters every photo's fingerprint)."""
 
+    def probe(device: str, precision: str) -> str:
+        from tr2m_cli.runtime import PRECISIONS, resolve_device, resolve_precision
+
+        dtype = resolve_precision(precision, resolve_device(device))
+        return next(name for name, value in PRECISIONS.items() if value == dtype)
+
+    gpus = resources.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if ray_module.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    task = ray_module.remote(num_gpus=gpus, num_cpus=0 if gpus else resources.cpus_per_worker)(probe)
+    return ray_module.get(task.remote(options.device, options.precision))
+
+
+def run_plan(inputs, out, options: ConvertOptions, *, model: Any, caption_fallback, ray: RayResources | None) -> ConvertSummary:
+    """Plan, check, convert the rows (on Ray, or here), count and show progress as records arrive,
+    then merge the manifest parts and write the summary, whatever stopped the run."""
     started = time.perf_counter()
-    plan = plan_conversion(inputs, out, options, caption_fallback=caption_fallback)
-    storage.check_writable(plan.out)
-    if ray is not None:
-        model_name, token_budget = _model_facts(model) if plan.rows else (None, None)
-    elif isinstance(model, TR2M):
-        model_name, token_budget = model.spec.name, model.spec.token_budget
-    else:
-        model_name, token_budget = _model_facts(model) if plan.rows else (None, None)
-    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
-    run_id = new_run_id()
-    summary = ConvertSummary(out_dir=plan.out, photos=plan.photos, skipped=len(plan.done),
-                             manifest=plan.manifest, summary_file=plan.summary_file)  # fmt: skip
-    progress = Progress(plan.photos, enabled=options.progress, initial=len(plan.done))
-    if plan.unmatched_caption_keys:
-        progress.warn(plan.unmatched_caption_keys)
-    write_part(plan.out, run_id, plan.failures, plan.manifest_name)
-    for record in plan.failures:
-        summary.count(record)
-        progress.error(record.get("error") or record["input"])
-    where = f"on Ray, {ray.workers} worker(s)" if ray is not None else f"on {options.device}"
-    worker_settings = {"out": str(plan.out), "options": options, "run_id": run_id, "manifest_name": plan.manifest_name}
-    try:
-        if plan.rows:
-            progress.info(
-                f"{len(plan.rows)} photos → {storage.describe(plan.out)} ({', '.join(options.outputs)}); model {model_name} {where}"
-                + (f", {len(plan.done)} already done" if plan.done else "")
-                + (f", shard {options.shard}" if options.shard else "")
-            )
-            with contextlib.ExitStack() as stack:
+    inputs = [inputs] if isinstance(inputs, (str, Path, storage.Url)) else list(inputs)
+    progress = Progress(0, enabled=options.progress)
+    with StopSignals(progress.say) as signals, contextlib.ExitStack() as stack:
+        precision = None
+        if ray is not None:  # the precision the workers run in enters every fingerprint
+            from ..runtime import PRECISIONS
+
+            if options.precision in PRECISIONS:
+                precision = options.precision
+            else:  # "auto": ask a worker (the cluster starts before planning)
+                precision = _workers_precision(stack.enter_context(ray_session(ray.address)), options, ray)
+        plan = plan_conversion(inputs, out, options, model=model, caption_fallback=caption_fallback, precision=precision)
+        storage.check_writable(plan.out)
+        if isinstance(plan.out, Path):  # a local folder: its run lock, as every local run holds
+            stack.enter_context(OutputFolder(plan.out))
+        summary = ConvertSummary(
+            out_dir=plan.out, destination=storage.describe(plan.out), photos=plan.photos, skipped=len(plan.done),
+            manifest=plan.manifest, summary_file=plan.summary_file, shard=str(options.shard) if options.shard else None,
+            model=dict(plan.model.identity), options={**jsonable(options), "engine": "ray" if ray else "local",
+                                                      **({"workers": str(ray.workers)} if ray else {})},
+            inputs=[storage.describe(i) for i in inputs], inputs_skipped=plan.inputs_skipped,
+        )  # fmt: skip
+        progress.total, progress.initial = plan.photos, len(plan.done)
+        try:
+            for warning in plan.warnings:
+                progress.warn(warning)
+            run_id = new_run_id()
+            write_part(plan.out, run_id, plan.failures, plan.manifest_name)
+            for record in plan.failures:
+                summary.fail(record["input"], record.get("error") or "")
+                progress.error(record.get("error") or record["input"])
+            if plan.rows:
+                where = f"on Ray, {ray.workers} worker(s) ({plan.model.precision})" if ray else f"on {options.device} ({plan.model.precision})"
+                progress.info(
+                    f"{len(plan.rows)} photos → {storage.describe(plan.out)} ({', '.join(options.outputs)}); model "
+                    f"{plan.model.spec.name} {where}"
+                    + (f", {len(plan.done)} already done" if plan.done else "")
+                    + (f", {len(plan.redone)} to redo (settings changed)" if plan.redone else "")
+                    + (f", shard {options.shard}" if options.shard else "")
+                )
                 if ray is not None:
-                    stack.enter_context(ray_session(ray.address))
-                    rows = run_rows(plan.rows, PhotoConverter, constructor_kwargs={**worker_settings, "model": _portable(model)},
-                                    resources=ray, batch_size=options.batch_size, decode=decode_rows,
-                                    decode_kwargs={"options": options, "token_budget": token_budget})  # fmt: skip
-                else:
-                    rows = _rows_here(plan.rows, PhotoConverter(**worker_settings, model=model), options.batch_size)
+                    stack.enter_context(ray_session(ray.address))  # (already up if it was asked)
+                rows = _convert_rows(plan, options, model, run_id, ray)
                 summary.setup_s = round(time.perf_counter() - started, 3)
                 progress.start()
-                _collect(rows, summary, progress)
-        else:
-            summary.setup_s = round(time.perf_counter() - started, 3)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        raise
-    finally:
-        progress.close()
-        merge_manifest(plan.out, plan.manifest_name)
-        summary.elapsed_s = round(time.perf_counter() - started, 3)
-        extra = {"engine": "ray", "workers": str(ray.workers)} if ray is not None else {"engine": "local"}
-        write_summary_file(summary, options, inputs, model_name, **extra)
+                _collect(rows, plan, summary, progress)
+            else:
+                summary.setup_s = round(time.perf_counter() - started, 3)
+        except KeyboardInterrupt as exc:
+            number = exc.signal_number if isinstance(exc, JobInterrupted) else signal.SIGINT
+            signals.interrupt(number)
+            summary.signal = signal.Signals(number).name
+        finally:
+            with signals.deferred():  # a second Ctrl-C must not cut the saving of finished work
+                progress.close()
+                _finish(plan, summary, progress, started)
+    if summary.interrupted:
+        raise JobInterrupted(signal.Signals[summary.signal].value, summary)
     return summary
+
+
+def _convert_rows(plan: ConvertPlan, options: ConvertOptions, model: Any, run_id: str, ray: RayResources | None):
+    """The plan's rows through PhotoConverters: a pool of Ray actors, or one here."""
+    settings = {"out": str(plan.out), "options": options, "run_id": run_id, "manifest_name": plan.manifest_name}
+    if ray is None:
+        return _rows_here(plan.rows, PhotoConverter(**settings, model=plan.model.source), options.batch_size)
+    return run_rows(
+        plan.rows,
+        PhotoConverter,
+        constructor_kwargs={**settings, "model": str(Path(plan.model.source).resolve())},  # workers start elsewhere
+        resources=ray,
+        batch_size=options.batch_size,
+        decode=decode_rows,
+        decode_kwargs={"options": options, "token_budget": plan.model.spec.token_budget},
+    )
+
+
+def _finish(plan: ConvertPlan, summary: ConvertSummary, progress: Progress, started: float) -> None:
+    """Fold the parts into the manifest and write summary.json; failures to do so are said in
+    plain words (exit status 1), never a traceback."""
+    try:
+        merge_manifest(plan.out, plan.manifest_name)
+    except (OSError, Tr2mError) as exc:
+        summary.write_errors.append(f"cannot merge {storage.describe(plan.manifest)}: {storage.redact(str(exc))} "
+                                    f"(the records are kept in parts; the next run merges them)")  # fmt: skip
+    summary.elapsed_s = round(time.perf_counter() - started, 3)
+    summary.warnings = list(progress.warnings)
+    summary.write()
+    for error in summary.write_errors:
+        progress.say(f"tr2m: error: {error}")
 
 
 def _rows_here(rows: list[dict[str, str]], converter: PhotoConverter, batch_size: int):
@@ -147,26 +195,22 @@ def _rows_here(rows: list[dict[str, str]], converter: PhotoConverter, batch_size
             yield {"record": record}
 
 
-def _collect(rows, summary: ConvertSummary, progress: Progress) -> None:
+def _collect(rows, plan: ConvertPlan, summary: ConvertSummary, progress: Progress) -> None:
     """Count records as they arrive; say which failed, and which captions were too long."""
     long_captions: list[tuple[str, int]] = []
     for row in rows:
         record = json.loads(row["record"])
-        if summary.count(record) == "failed":
-            progress.error(record.get("error") or record["input"])
+        key = record["input"]
+        if record["status"] == "ok":
+            summary.done += 1
+            summary.redone += key in plan.redone
+        elif record["status"] == "failed":
+            summary.fail(key, record.get("error") or "")
+            progress.error(record.get("error") or key)
         if "caption_tokens" in record:
-            long_captions.append((record["input"], record["caption_tokens"]))
+            long_captions.append((key, record["caption_tokens"]))
         progress.advance()
     if long_captions:  # the local pipeline says this before it starts; workers know it as they go
         from ..model.encoders import CLIP_CONTEXT_LENGTH
 
         progress.warn(long_caption_warning(len(long_captions), CLIP_CONTEXT_LENGTH, *long_captions[0]))
-
-
-def _portable(model: Any) -> str:
-    """A model folder as an absolute path (workers may start in another directory)."""
-    import os
-    from pathlib import Path
-
-    path = Path(str(model)).expanduser()
-    return str(path.resolve()) if path.is_dir() else str(model)

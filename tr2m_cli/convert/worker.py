@@ -29,7 +29,7 @@ from ..errors import Tr2mError
 from ..io import storage
 from ..io.manifest_parts import new_run_id, write_part
 from .options import ConvertOptions
-from .plan import row_caption, row_image
+from .plan import row_caption, row_image, row_settings
 
 # The columns decode_rows adds (and PhotoConverter reads when they are present).
 DECODED_COLUMNS = ("pixels", "photo_size", "network_size", "colors", "exif_focal_mm", "decode_seconds", "decode_error")
@@ -76,14 +76,14 @@ def _cloud_grid(options: ConvertOptions):
     return lambda h, w: grid_shape(h, w, cloud_stride(h, w, options.cloud))
 
 
-def _decode_one(image, caption, policy, cloud_grid, big_photo_slots):
+def _decode_one(image, caption, policy, cloud_grid, big_photo_slots, max_pixels):
     """A DecodedPhoto, or the photo's failure record."""
     from .decode import decode_photo
     from .writing import failure_record
 
     start = time.perf_counter()
     try:
-        return decode_photo(image, caption, policy, cloud_grid, big_photo_slots)
+        return decode_photo(image, caption, policy, cloud_grid, big_photo_slots, max_pixels=max_pixels)
     except Tr2mError as exc:
         return failure_record(image, str(exc), caption, time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - an odd file must not end the run
@@ -97,7 +97,7 @@ def decode_rows(batch: Any, *, options: ConvertOptions = ConvertOptions(), token
     policy, grid = _size_policy(options, token_budget), _cloud_grid(options)
     slots = threading.BoundedSemaphore(2)
     for row in rows:
-        decoded = _decode_one(row_image(row), row_caption(row), policy, grid, slots)
+        decoded = _decode_one(row_image(row), row_caption(row), policy, grid, slots, options.max_pixels)
         # Every column keeps one type (engines store columns, not Python objects): empty arrays
         # and "" stand for "none".
         if isinstance(decoded, dict):
@@ -143,6 +143,7 @@ class PhotoConverter:
         from .writing import RunContext
 
         self.out = storage.location(out)
+        storage.make_folder(self.out)  # a local output folder (its sub-folders are made per photo)
         self.options = options
         self.run_id = run_id or new_run_id()
         self.write_parts, self.manifest_name = write_parts, manifest_name
@@ -189,6 +190,8 @@ class PhotoConverter:
         pending = []
         for index, row in enumerate(rows):
             image, caption = row_image(row), row_caption(row)
+            if row.get("fingerprint"):  # what made this photo's outputs, into its record and TIFF tags
+                self.context.settings[image.key] = row_settings(row)
             error = row.get("decode_error")
             if isinstance(error, str) and error:
                 records[index] = json.loads(error)
@@ -196,7 +199,7 @@ class PhotoConverter:
                 decoded.append((index, self._from_decoded_columns(row, image, caption)))
             else:
                 pending.append((index, self._threads().submit(
-                    _decode_one, image, caption, self.policy, self.cloud_grid, self._big_photo_slots)))  # fmt: skip
+                    _decode_one, image, caption, self.policy, self.cloud_grid, self._big_photo_slots, self.options.max_pixels)))  # fmt: skip
         for index, future in pending:
             result = future.result()
             if isinstance(result, dict):
@@ -222,6 +225,11 @@ class PhotoConverter:
                 writes.append((index, self._threads().submit(self._write, result, too_long)))
         for index, future in writes:
             records[index] = future.result()
+        for index, row in enumerate(rows):
+            redone = row.get("redone_because")
+            if isinstance(redone, str) and redone and records[index]["status"] == "ok":
+                records[index]["redone_because"] = json.loads(redone)
+            self.context.settings.pop(str(row["input"]), None)
         return [records[i] for i in range(len(rows))]
 
     def _from_decoded_columns(self, row, image, caption):

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..errors import Tr2mError
 from ..io import storage
-from ..io.atomic import write_json
+from ..io.atomic import make_folders, write_json
 from ..io.captions import Caption
 from ..io.depth_files import DEPTH_UNIT, write_depth_npy, write_depth_png16, write_depth_tiff
 from ..io.inputs import InputImage
 from ..io.intrinsics import Intrinsics, resolve_intrinsics
 from ..io.pointcloud import make_point_cloud, write_ply
 from ..io.preview import valid_depth, write_preview
+from ..jobs.summary import now_iso
 from .batching import DepthResult
 from .layout import OutputLayout
 from .options import ConvertOptions
@@ -34,10 +35,25 @@ class RunContext:
     model_name: str
     metres_per_unit: float
     tr2m_version: str
+    head_sha256: str | None = None
+    # Each photo's settings and fingerprint (jobs.fingerprint), by photo key.
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
 
 
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+class NoDepthError(Tr2mError):
+    """The model gave no usable depth for a photo."""
+
+
+def check_depth(depth: np.ndarray, key: str) -> None:
+    """Depth with no finite positive pixel is not depth: the photo fails (never an `ok` record
+    over NaN, zero or negative "metres")."""
+    if not valid_depth(depth).any():
+        with np.errstate(invalid="ignore"):
+            kind = "NaN" if np.isnan(depth).all() else "not finite and positive"
+        raise NoDepthError(
+            f"{key}: the model gave no valid depth (every pixel {kind}); its head weights or "
+            f"coefficients are broken"
+        )
 
 
 def _finite(value: float) -> float | None:
@@ -81,6 +97,7 @@ def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics
     """Write every requested output of one photo (each atomically) → its manifest record."""
     start = time.perf_counter()
     photo, depth, options = result.photo, result.depth, context.options
+    check_depth(depth, photo.image.key)
     height, width = photo.size
     intrinsics = intrinsics or resolve_intrinsics(height, width, options.camera, photo.exif_focal_mm)
     paths = context.layout.paths(photo.image)
@@ -96,6 +113,8 @@ def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics
     }
     if options.domain is not None:
         record["domain"] = options.domain
+    made_by = context.settings.get(photo.image.key, {})
+    record.update(made_by)
     metadata = {
         "quantity": DEPTH_QUANTITY,
         "model": context.model_name,
@@ -108,7 +127,10 @@ def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics
         "network_size": list(photo.network_size),
         "intrinsics": intrinsics.to_json(),
         "tr2m_version": context.tr2m_version,
+        **made_by,
     }
+    if not isinstance(context.layout.out_dir, storage.Url):  # object stores have no folders to make
+        make_folders(context.layout.out_dir, context.layout.folder(photo.image))
     if "tiff" in paths:
         write_depth_tiff(paths["tiff"], depth, metadata)
     if "npy" in paths:

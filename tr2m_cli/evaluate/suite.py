@@ -108,7 +108,7 @@ def describe_problems(name: str, problems: Sequence[SampleProblem], total: int, 
 
 
 @dataclass
-class EvalSettings:
+class EvalOptions:
     """How to run: shared by every dataset of one evaluation."""
 
     overrides: Mapping[str, Any] = field(default_factory=dict)  # EvalProtocol fields for every set
@@ -131,7 +131,7 @@ def run_evaluation(
     model,
     datasets: Sequence,
     out_dir: str | Path,
-    settings: EvalSettings | None = None,
+    settings: EvalOptions | None = None,
     *,
     model_info: dict[str, Any] | None = None,
     command: list[str] | None = None,
@@ -144,7 +144,7 @@ def run_evaluation(
     from .paper import protocol_differences
     from .report import describe_model
 
-    settings = settings or EvalSettings()
+    settings = settings or EvalOptions()
     out = Path(out_dir)
     model_info = describe_model(model) if model_info is None else model_info
     runtime = {
@@ -204,3 +204,7 @@ def run_evaluation(
 
 def _plain(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in changes.items()}
+
+
+# The name before option classes took one suffix (Options); kept so existing code keeps working.
+EvalSettings = EvalOptions

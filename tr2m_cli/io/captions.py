@@ -27,13 +27,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import InputError
 from . import storage
+from .files import read_capped, read_head
 from .inputs import InputImage
+
+# Caption text files hold a line or a few (the paper's trees: several captions per photo); more
+# than this is not a caption file (a log, a link to /dev/zero) and is not read.
+CAPTION_TEXT_LIMIT = 64 << 10
+CAPTION_FILE_LIMIT = 512 << 20  # --caption-file: a million photos' captions is ~200 MB
 
 DOMAIN_CAPTIONS: Mapping[str, str] = {
     "indoor": "An indoor scene of a room with furniture and everyday objects.",
@@ -44,6 +51,7 @@ DOMAIN_CAPTIONS: Mapping[str, str] = {
 DOMAINS = tuple(DOMAIN_CAPTIONS)
 
 IMAGE_FIELDS = ("image", "file", "path", "filename")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 CAPTION_FIELDS = ("caption", "captions", "text")
 
 
@@ -87,9 +95,15 @@ class CaptionFallback:
     generate: Callable[[Sequence[InputImage]], Sequence[str | None]]
 
 
+def _valid_text(text: str) -> str:
+    """Text that encodes as UTF-8: bytes that were not UTF-8 (kept by Python as lone surrogates,
+    from command-line arguments or JSON escapes) become U+FFFD, as any decoder shows them."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def clean_caption(text: Any) -> str:
-    """One line, single spaces."""
-    return " ".join(str(text).split())
+    """One line, single spaces, valid Unicode."""
+    return " ".join(_valid_text(str(text)).split())
 
 
 def sidecar_path(image: InputImage) -> Path:
@@ -104,21 +118,29 @@ def caption_root_path(image: InputImage, caption_root: str | Path | storage.Url)
     return storage.join(root, f"{image.output_stem.as_posix()}.txt")
 
 
+def _read_object_head(url: storage.Url, limit: int) -> tuple[bytes, bool]:
+    """(up to `limit` bytes, whether there is more) of an object; FileNotFoundError when absent."""
+    if not storage.is_file(url):
+        raise FileNotFoundError(str(url))
+    info = storage.stat(url)
+    if info.size > limit:
+        return b"", True
+    return storage.read_bytes(url), False
+
+
 def read_caption_lines(path: Path) -> list[str] | None:
     """Every non-empty line of a caption text file (a sidecar, or a file of the paper's caption
     trees, which hold several captions per image), cleaned; None when the file does not exist.
-    UTF-8 (with or without a BOM), else Latin-1."""
+    UTF-8 (with or without a BOM), else Latin-1. Only regular files are read, of at most
+    CAPTION_TEXT_LIMIT bytes (a FIFO or a link to /dev/zero is an InputError, not a hang)."""
     try:
-        if isinstance(path, storage.Url):  # an object store: a missing object is no caption
-            if not storage.is_file(path):
-                return None
-            data = storage.read_bytes(path)
-        else:
-            data = Path(path).read_bytes()
+        data, more = _read_object_head(path, CAPTION_TEXT_LIMIT) if isinstance(path, storage.Url) else read_head(path, CAPTION_TEXT_LIMIT)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise InputError(f"{path}: cannot read the caption ({exc.strerror or exc})") from None
+    if more:
+        raise InputError(f"{path}: larger than {CAPTION_TEXT_LIMIT >> 10} KiB: not a caption file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -291,9 +313,16 @@ def read_caption_file(path: str | Path, *, lines_allowed: bool = False) -> Capti
     returned in `lines` when `lines_allowed` (the caller pairs them in its own documented order),
     an error otherwise. Any problem is one InputError naming the file and the place."""
     path = storage.location(path) if storage.is_url(path) else Path(path)
+    if storage.is_dir(path) and not storage.is_file(path):
+        raise InputError(f"{path}: is a folder, not a caption file (did you mean --caption-root?)")
     try:
-        data = storage.read_bytes(path) if isinstance(path, storage.Url) else path.read_bytes()
-        text = data.decode("utf-8-sig")
+        if isinstance(path, storage.Url):
+            data, more = _read_object_head(path, CAPTION_FILE_LIMIT)
+            if more:
+                raise InputError(f"{storage.describe(path)}: larger than {CAPTION_FILE_LIMIT >> 20} MiB: not a caption file")
+            text = data.decode("utf-8-sig")
+        else:
+            text = read_capped(path, CAPTION_FILE_LIMIT, "the caption file").decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such caption file") from None
     except IsADirectoryError:
@@ -369,17 +398,18 @@ class CaptionResolver:
         self.table: dict[str, str] = {}
         self._file_keys: dict[Path, str] = {}
         self._used_keys: set[str] = set()
+        self.problems: list[str] = []  # caption files that could not be read (FIFOs, too big): skipped
         if rules.caption_file is not None:
             self.table = load_caption_file(rules.caption_file)
             self._file_keys = self._match_file_keys(list(images))
         root = rules.caption_root
         if root is not None and not storage.is_dir(storage.location(root) if storage.is_url(root) else Path(root)):
             raise InputError(f"{storage.describe(root)}: no such caption folder (--caption-root)")
-        # On an object store, one listing says which text files exist (not a request per photo).
+        # On an object store one listing says which text files exist (not a request per photo).
         self._listed_text_files: set[str] | None = None
         remote_roots = {image.root for image in images if isinstance(image.root, storage.Url)}
         if remote_roots:
-            if storage.is_url(root or ""):
+            if root is not None and storage.is_url(root):
                 remote_roots.add(storage.location(root))
             self._listed_text_files = {
                 str(storage.join(prefix, info.key))
@@ -436,7 +466,13 @@ class CaptionResolver:
         if rules.sidecars:
             text_files += [("sidecar", p) for p in _text_file_candidates(image, sidecar_path(image))]
         for source, path in text_files:
-            text = read_first_line(path)
+            if isinstance(path, storage.Url) and self._listed_text_files is not None and str(path) not in self._listed_text_files:
+                continue
+            try:
+                text = read_first_line(path)
+            except InputError as exc:
+                self.problems.append(str(exc))
+                continue
             if text:
                 return Caption(text, source, str(path))
         return None
@@ -452,10 +488,17 @@ class CaptionResolver:
         """One photo's caption, or None when it has none (the fallback is asked too)."""
         return self.resolve_all([image])[0]
 
-    def resolve_all(self, images: Sequence[InputImage]) -> list[Caption | None]:
+    def resolve_all(
+        self,
+        images: Sequence[InputImage],
+        reuse: Callable[[InputImage], Caption | None] | None = None,
+    ) -> list[Caption | None]:
         """Captions for many photos; photos without a caption of their own go to the fallback
-        together, in one call."""
+        together, in one call. `reuse(image)` may give a caption the fallback made for it before
+        (a rerun need not caption again what it captioned last time)."""
         captions = [self._per_image(image) for image in images]
+        if reuse is not None and self.fallback is not None:
+            captions = [caption or reuse(image) for caption, image in zip(captions, images)]
         missing = [i for i, caption in enumerate(captions) if caption is None]
         if missing and self.fallback is not None:
             generated = list(self.fallback.generate([images[i] for i in missing]))

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_path
+from .atomic import atomic_file
 
 DEPTH_UNIT = "metres"
 PNG16_SCALE = 1000.0  # stored value per metre: millimetres
@@ -42,9 +42,9 @@ def write_depth_tiff(path: str | Path, depth: np.ndarray, metadata: Mapping[str,
 
     # TIFF text tags are 7-bit ASCII: non-ASCII characters travel as JSON \u escapes.
     description = json.dumps({"unit": DEPTH_UNIT, **dict(metadata or {})}, ensure_ascii=True)
-    with atomic_path(path) as temp:
+    with atomic_file(path) as handle:
         tifffile.imwrite(
-            temp,
+            handle,
             _as_depth(depth),
             photometric="minisblack",
             description=description,
@@ -75,7 +75,7 @@ def read_depth_tiff(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def write_depth_npy(path: str | Path, depth: np.ndarray) -> None:
-    with atomic_path(path) as temp, open(temp, "wb") as handle:
+    with atomic_file(path) as handle:
         np.save(handle, _as_depth(depth))
 
 
@@ -100,8 +100,8 @@ def write_depth_png16(path: str | Path, depth: np.ndarray) -> int:
     millimetres, saturated = depth_to_png16(depth)
     info = PngInfo()
     info.add_text("Comment", "tr2m metric depth: uint16 millimetres (metres = value / 1000), 0 = no depth")
-    with atomic_path(path) as temp:
-        Image.fromarray(millimetres).save(temp, format="PNG", pnginfo=info, compress_level=3)
+    with atomic_file(path) as handle:
+        Image.fromarray(millimetres).save(handle, format="PNG", pnginfo=info, compress_level=3)
     return saturated
 
 

@@ -10,6 +10,11 @@ Rules (documented for users in the README):
   one of `IMAGE_SUFFIXES`, in any case. Other files, and hidden files and folders (names starting
   with "."; this skips macOS `._x.jpg` resource forks and our own temporaries), are ignored.
   A file named explicitly is ignored too when its suffix is not an image's, so `photos/*` works.
+- Nothing tr2m wrote is read back (`own_files`): files named like a tr2m output, and sub-folders
+  holding a tr2m run (its lock or manifest) other than `own_output`, are skipped.
+- Photos that cannot be read are skipped and reported (`Found.skipped`), never dropped in
+  silence: FIFOs, devices and sockets named like photos (reading a FIFO blocks forever), and
+  formats this installation cannot decode (HEIC without pillow-heif).
 - `@list.txt` holds one path per line (blank lines and `#` comments ignored): files or folders,
   relative to the list's own folder, else to the working directory.
 - Symbolic links are followed, but no real folder is walked twice, so a link to an ancestor
@@ -20,9 +25,9 @@ Rules (documented for users in the README):
   (`a/x.jpg` and `a/x.png`, or names differing only in case): those keep their suffix (`a/x.jpg`).
 - Order is sorted by `relative` (then by path), identical on every machine.
 - URLs (`s3://bucket/frames`, `gs://…`, `az://…`; see io.storage) are listed in one request per
-  argument (a prefix walks everything under it unless `recursive=False`); their keys and output
-  stems follow the same rules, so outputs keep the layout they would have on a local disk. URLs
-  and local paths cannot be mixed in one run.
+  argument (a prefix walks everything under it unless `recursive=False`); keys, output stems and
+  what is skipped follow the same rules, so outputs keep the layout they would have on a local
+  disk. URLs and local paths cannot be mixed in one run.
 - `select_shard(images, Shard(k, n))` keeps a stable 1/n of the list by a hash of `relative`, so
   n machines can split one folder with no coordination and no overlap.
 """
@@ -32,13 +37,17 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
 from ..errors import InputError
 from . import storage
-from .images import IMAGE_SUFFIXES
+from .files import read_capped, regular_file_problem
+from .images import IMAGE_SUFFIXES, unsupported_reason
+from .own_files import holds_a_run, is_output_name
+
+LIST_FILE_LIMIT = 64 << 20  # an @list.txt of a million paths is ~60 MB
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,9 @@ class InputImage:
     relative: PurePosixPath
     input_root: Path | storage.Url
     output_stem: PurePosixPath
+    # (bytes, modification time in ns) as an object-store listing gave them, so fingerprints need
+    # no request per photo; None for local files (they are stat'ed).
+    listed: tuple[int, int] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -93,7 +105,7 @@ class Shard:
     def holds(self, key: str) -> bool:
         # A hash of the relative path, not the position in the list: a machine that sees a few
         # more or fewer files still agrees with the others about every file they share.
-        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
         return int.from_bytes(digest, "big") % self.count == self.index - 1
 
     def __str__(self) -> str:
@@ -111,11 +123,12 @@ def _absolute(path: Path) -> Path:
 
 def _read_list(list_file: Path) -> list[Path]:
     try:
-        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+        data = read_capped(list_file, LIST_FILE_LIMIT, "the list")
+        lines = data.decode("utf-8-sig", "surrogateescape").splitlines()
     except FileNotFoundError:
         raise InputError(f"@{list_file}: no such list file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"@{list_file}: cannot read the list ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"@{list_file}: cannot read the list ({exc.strerror or exc})") from None
     entries = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()
@@ -147,31 +160,89 @@ def _expand_arguments(inputs: Iterable[str | Path]) -> list[Path]:
     return expanded
 
 
-def _walk(folder: Path, recursive: bool, seen_dirs: set[tuple[int, int]]) -> Iterable[Path]:
-    try:
-        stat = folder.stat()
-    except OSError:
-        return
-    identity = (stat.st_dev, stat.st_ino)
-    if identity in seen_dirs:  # a link back to a folder already walked: no loop, no repeat
-        return
-    seen_dirs.add(identity)
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
+@dataclass(frozen=True)
+class Skipped:
+    """A file or folder found among the inputs and left out, and why (in words)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class Found:
+    images: list[InputImage]
+    skipped: list[Skipped]
+
+    def describe_skipped(self, limit: int = 3) -> str:
+        """'2 tr2m outputs, 1 FIFO (named pipe) (b.jpg)' — counts by reason, a few examples."""
+        by_reason: dict[str, list[Skipped]] = {}
+        for item in self.skipped:
+            by_reason.setdefault(item.reason, []).append(item)
+        parts = []
+        for reason, items in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            names = ", ".join(i.path.name for i in items[:limit]) + (", …" if len(items) > limit else "")
+            parts.append(f"{len(items)} {reason} ({names})")
+        return "; ".join(parts)
+
+
+class _Walk:
+    def __init__(self, recursive: bool, own_output: Path | None) -> None:
+        self.recursive = recursive
+        self.own_output = own_output
+        self.seen_dirs: set[tuple[int, int]] = set()
+        self.skipped: list[Skipped] = []
+
+    def photo(self, path: Path) -> bool:
+        """Whether a file with an image suffix is to be read (else it is recorded as skipped)."""
+        if is_output_name(path.name):
+            self.skipped.append(Skipped(path, "tr2m outputs"))
+            return False
+        problem = regular_file_problem(path)
+        if problem is not None and problem != "no such file" and problem != "broken symbolic link":
+            self.skipped.append(Skipped(path, "not regular files (a FIFO, device or socket hangs or floods a reader)"))
+            return False
+        reason = unsupported_reason(path)
+        if reason is not None:
+            self.skipped.append(Skipped(path, f"unreadable here: {reason}"))
+            return False
+        return True
+
+    def folder(self, folder: Path, top: bool = True) -> Iterable[Path]:
         try:
-            is_dir = entry.is_dir()  # follows links
+            stat = folder.stat()
         except OSError:
-            continue
-        if is_dir:
-            if recursive:
-                yield from _walk(Path(entry.path), recursive, seen_dirs)
-        elif is_image_name(entry.name):
-            yield Path(entry.path)
+            return
+        identity = (stat.st_dev, stat.st_ino)
+        if identity in self.seen_dirs:  # a link back to a folder already walked: no loop, no repeat
+            return
+        self.seen_dirs.add(identity)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+        if not top and not self._is_own_output(folder) and holds_a_run(folder, [e.name for e in entries]):
+            self.skipped.append(Skipped(folder, "folders holding another tr2m run's outputs"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                continue
+            if is_dir:
+                if self.recursive:
+                    yield from self.folder(Path(entry.path), top=False)
+            elif is_image_name(entry.name) and self.photo(Path(entry.path)):
+                yield Path(entry.path)
+
+    def _is_own_output(self, folder: Path) -> bool:
+        if self.own_output is None:
+            return False
+        try:
+            return os.path.samefile(folder, self.own_output)
+        except OSError:
+            return False
 
 
 def _assign_output_stems(relatives: Sequence[PurePosixPath]) -> list[PurePosixPath]:
@@ -194,28 +265,44 @@ def collect_images(
     *,
     recursive: bool = True,
     exclude: Callable[[Path], bool] | None = None,
+    own_output: str | Path | None = None,
 ) -> list[InputImage]:
-    """Every photo named by `inputs` (files, folders, `@list.txt`), sorted, each once.
+    """Every photo named by `inputs` (files, folders, `@list.txt`), sorted, each once (what
+    `find_photos` finds, without the list of what it skipped)."""
+    return find_photos(inputs, recursive=recursive, exclude=exclude, own_output=own_output).images
 
-    `exclude(path)` drops files a caller knows are not inputs (e.g. its own outputs). Raises
-    InputError for a missing input or an unreadable list or folder.
+
+def find_photos(
+    inputs: Sequence[str | Path],
+    *,
+    recursive: bool = True,
+    exclude: Callable[[Path], bool] | None = None,
+    own_output: str | Path | None = None,
+) -> Found:
+    """Every photo named by `inputs` (files, folders, `@list.txt`), sorted, each once, and what
+    was left out and why.
+
+    `exclude(path)` drops files a caller knows are not inputs. `own_output`: the output folder of
+    the run that asks, whose tr2m files are skipped by name rather than the folder as a whole.
+    Raises InputError for a missing input or an unreadable list or folder.
     """
     if not inputs:
         raise InputError("no inputs given: name photos, folders or @list.txt files")
-    urls = [item for item in inputs if storage.is_url(item)]
-    if urls:
-        if len(urls) != len(inputs) or any(isinstance(storage.location(u), Path) for u in urls):
-            if all(isinstance(storage.location(item), Path) for item in inputs):  # file:// only
-                return collect_images([storage.location(item) for item in inputs], recursive=recursive, exclude=exclude)
+    if any(storage.is_url(item) for item in inputs):
+        places = [storage.location(item) if storage.is_url(item) else item for item in inputs]
+        if all(isinstance(place, storage.Url) for place in places):
+            return _find_in_storage(places, recursive, exclude, own_output)
+        if any(isinstance(place, storage.Url) for place in places):
             raise InputError("inputs mix local paths and storage URLs: give one kind per run")
-        return _collect_urls([storage.location(u) for u in urls], recursive, exclude)
+        inputs = places  # file:// URLs are local paths
     found: list[tuple[Path, Path]] = []  # (file, the folder argument it came from)
-    seen_dirs: set[tuple[int, int]] = set()
+    local_output = own_output is not None and not storage.is_url(own_output)  # an object store holds no photos of ours here
+    walk = _Walk(recursive, Path(own_output) if local_output else None)
     for argument in _expand_arguments(inputs):
         argument = _absolute(argument)
         if argument.is_dir():
-            found.extend((path, argument) for path in _walk(argument, recursive, seen_dirs))
-        elif is_image_name(argument.name):
+            found.extend((path, argument) for path in walk.folder(argument))
+        elif is_image_name(argument.name) and walk.photo(argument):
             found.append((argument, argument.parent))
     unique: dict[Path, tuple[Path, Path]] = {}
     for path, input_root in found:
@@ -224,52 +311,86 @@ def collect_images(
         except OSError:
             identity = path
         unique.setdefault(identity, (_absolute(path), input_root))
-    if not unique:
-        return []
     pairs = list(unique.values())
     if exclude is not None:
         pairs = [(path, input_root) for path, input_root in pairs if not exclude(path)]
-        if not pairs:
-            return []
+    if not pairs:
+        return Found([], walk.skipped)
     root = Path(os.path.commonpath([str(input_root) for _, input_root in pairs]))
     entries = sorted(
         ((PurePosixPath(Path(os.path.relpath(path, root)).as_posix()), path, input_root) for path, input_root in pairs),
         key=lambda item: (item[0].as_posix(), str(item[1])),
     )
     stems = _assign_output_stems([relative for relative, _, _ in entries])
-    return [
+    images = [
         InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem)
         for (relative, path, input_root), stem in zip(entries, stems)
     ]
+    return Found(images, walk.skipped)
 
 
-def _collect_urls(urls: list[storage.Url], recursive: bool, exclude) -> list[InputImage]:
-    """Photos under object-store prefixes (or named objects), one listing per argument."""
+def _find_in_storage(urls: list, recursive: bool, exclude, own_output) -> Found:
+    """Photos under object-store prefixes (or named objects), one listing per argument, skipping
+    what the local walker skips: hidden names, tr2m's outputs, prefixes holding another tr2m run,
+    formats this installation cannot read."""
     if len({url.protocol for url in urls}) > 1:
         raise InputError(f"inputs on different stores ({', '.join(sorted({u.protocol for u in urls}))}): give one per run")
-    found: dict[str, tuple[storage.Url, storage.Url]] = {}  # path → (object, its input root)
+    own = storage.location(own_output) if own_output is not None and storage.is_url(own_output) else None
+    found: dict[str, tuple[storage.Url, storage.Url]] = {}  # URL → (object, its input root)
+    sizes: dict[str, tuple[int, int]] = {}
+    skipped: list[Skipped] = []
     for url in urls:
-        listing = storage.list_files(url, recursive=recursive)
-        if listing:
-            for info in listing:
-                if is_image_name(PurePosixPath(info.key).name):
-                    item = storage.join(url, info.key)
-                    found.setdefault(str(item), (item, url))
-        elif is_image_name(url.name) and storage.is_file(url):
-            found.setdefault(str(url), (url, url.parent))
-        else:
+        everything = storage.list_files(url, recursive=recursive, hidden=True)  # the one listing
+        listing = [info for info in everything if not storage.is_hidden(info.key)]
+        if not listing:
+            if is_image_name(url.name) and storage.is_file(url):
+                found.setdefault(str(url), (url, url.parent))
+                continue
             raise InputError(f"{storage.describe(url)}: no such object or prefix")
+        runs = {folder for info in everything
+                if (folder := _run_folder(info.key)) and (own is None or storage.join(url, folder) != own)}  # fmt: skip
+        for info in listing:
+            name = PurePosixPath(info.key).name
+            if not is_image_name(name):
+                continue
+            item = storage.join(url, info.key)
+            parents = [str(p) for p in PurePosixPath(info.key).parents if str(p) != "."]
+            if any(parent in runs for parent in parents):
+                skipped.append(Skipped(Path(info.key), "folders holding another tr2m run's outputs"))
+            elif is_output_name(name):
+                skipped.append(Skipped(Path(info.key), "tr2m outputs"))
+            elif (reason := unsupported_reason(name)) is not None:
+                skipped.append(Skipped(Path(info.key), f"unreadable here: {reason}"))
+            else:
+                found.setdefault(str(item), (item, url))
+                sizes[str(item)] = (info.size, int((info.mtime or 0) * 1e9))
     pairs = [pair for pair in found.values() if exclude is None or not exclude(pair[0])]
     if not pairs:
-        return []
-    common = posixpath.commonpath([root.path for _, root in pairs]) if len(urls) > 1 else None
-    root = storage.Url(urls[0].protocol, common) if common is not None else pairs[0][1]
+        return Found([], skipped)
+    common = posixpath.commonpath([input_root.path for _, input_root in pairs])
+    root = storage.Url(urls[0].protocol, common)
     entries = sorted(((path.relative_to(root), path, input_root) for path, input_root in pairs), key=lambda e: e[0].as_posix())
     stems = _assign_output_stems([relative for relative, _, _ in entries])
-    return [
-        InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem)
+    images = [
+        InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem, listed=sizes.get(str(path)))
         for (relative, path, input_root), stem in zip(entries, stems)
     ]
+    return Found(images, skipped)
+
+
+def _run_folder(key: str) -> str | None:
+    """The folder a key shows to hold a tr2m run (its manifest, run lock or manifest parts), else
+    None. By name: reading each candidate manifest's first record, as on disk, would cost a
+    request per folder."""
+    from .manifest_parts import PARTS_FOLDER
+    from .own_files import MANIFEST_PATTERN, RUN_LOCK
+
+    parts = key.split("/")
+    if PARTS_FOLDER in parts[:-1]:
+        return "/".join(parts[: parts.index(PARTS_FOLDER)]) or None
+    if MANIFEST_PATTERN.match(parts[-1]) or parts[-1] == RUN_LOCK:
+        return "/".join(parts[:-1]) or None
+    return None
 
 
 def select_shard(images: Sequence[InputImage], shard: Shard | None) -> list[InputImage]:

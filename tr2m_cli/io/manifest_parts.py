@@ -20,6 +20,7 @@ photo list in constant memory.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -82,16 +83,31 @@ def list_parts(out: Location, manifest_name: str = "manifest.jsonl") -> list[Loc
 
 
 def _lines(where: Location) -> Iterator[str]:
+    """The lines of a manifest or part, streamed (never the whole file in memory). A local file
+    is opened without following links (a link planted at a manifest's name is refused)."""
     if isinstance(where, Path):
+        import errno
+
+        from ..errors import OutputError
+        from .atomic import CLOEXEC, NOFOLLOW
+
         try:
-            with open(where, encoding="utf-8", errors="surrogateescape") as handle:
-                yield from handle
+            fd = os.open(where, os.O_RDONLY | NOFOLLOW | CLOEXEC)
         except FileNotFoundError:
             return
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputError(f"{where}: is a symbolic link; tr2m does not read or write through links it did not make") from None
+            raise
+        with open(fd, encoding="utf-8", errors="surrogateescape") as handle:
+            yield from handle
         return
     if not storage.exists(where):
         return
-    yield from storage.read_bytes(where).decode("utf-8", errors="surrogateescape").splitlines(keepends=True)
+    import io
+
+    with storage.storage_errors(where, "read"), storage.filesystem(where).open(where.path, "rb") as raw:
+        yield from io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape")
 
 
 def iter_manifest(where: Location) -> Iterator[dict[str, Any]]:
@@ -146,6 +162,22 @@ def merge_manifest(out: Location, manifest_name: str = "manifest.jsonl", *, chun
     parts = list_parts(out, manifest_name)
     if not parts:
         return -1  # nothing to fold in: the manifest stays as it is
+    # A local manifest is shared with local runs appending to it: take its lock (io.manifest's),
+    # so nothing appended meanwhile is lost. Object stores have no appenders.
+    lock = contextlib.nullcontext()
+    if isinstance(manifest, Path):
+        from .locks import FileLock
+        from .own_files import manifest_lock_name
+
+        lock = FileLock(manifest.with_name(manifest_lock_name(manifest.name)))
+    with lock:
+        count = _merge(manifest, parts, chunk, fan_in)
+    for part in parts:
+        storage.remove(part)
+    return count
+
+
+def _merge(manifest: Location, parts: list[Location], chunk: int, fan_in: int) -> int:
     sources = [manifest, *parts]
     folder = Path(tempfile.mkdtemp(prefix="tr2m-manifest-"))
     try:
@@ -179,8 +211,6 @@ def merge_manifest(out: Location, manifest_name: str = "manifest.jsonl", *, chun
                     count += 1
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    for part in parts:
-        storage.remove(part)
     return count
 
 

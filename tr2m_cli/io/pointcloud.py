@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_path
+from .atomic import atomic_file
 from .intrinsics import Intrinsics
 
 DEFAULT_MAX_POINTS = 1_000_000
@@ -150,6 +150,6 @@ def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray, comments
     lines += [f"element vertex {len(vertices)}"]
     lines += [f"property float {n}" for n in "xyz"] + [f"property uchar {n}" for n in ("red", "green", "blue")]
     lines += ["end_header"]
-    with atomic_path(path) as temp, open(temp, "wb") as handle:
+    with atomic_file(path) as handle:
         handle.write(("\n".join(lines) + "\n").encode("ascii", "replace"))
         handle.write(vertices.tobytes())

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_path
+from .atomic import atomic_file
 from .colormaps import colormap_table
 
 DEFAULT_COLORMAP = "turbo"
@@ -160,7 +160,7 @@ def write_preview(path: str | Path, depth: np.ndarray, options: PreviewOptions =
     image, (low, high) = render_preview(depth, options)
     info = PngInfo()
     info.add_text("Comment", f"tr2m depth preview, {options.colormap}, near {low:.4g} m to far {high:.4g} m")
-    with atomic_path(path) as temp:
+    with atomic_file(path) as handle:
         # zlib level 3: nearly the size of the default level 6 at about half the time.
-        Image.fromarray(image).save(temp, format="PNG", pnginfo=info, compress_level=3)
+        Image.fromarray(image).save(handle, format="PNG", pnginfo=info, compress_level=3)
     return low, high

@@ -293,7 +293,8 @@ def open_for_reading(where: Location) -> Iterator[IO[bytes]]:
         yield handle
 
 
-def _hidden(key: str) -> bool:
+def is_hidden(key: str) -> bool:
+    """A key with a hidden part (a name starting with "."): skipped by listings by default."""
     return any(part.startswith(".") for part in key.split("/"))
 
 
@@ -335,7 +336,7 @@ def list_files(prefix: Location, *, recursive: bool = True, hidden: bool = False
             if not key.startswith(base + "/"):
                 continue  # the prefix itself, when it names a file
             key = key[len(base) + 1 :]
-        if not key or (not hidden and _hidden(key)):
+        if not key or (not hidden and is_hidden(key)):
             continue
         found.append(FileInfo(key, int(info.get("size") or 0), _mtime(info)))
     return sorted(found, key=lambda info: info.key)

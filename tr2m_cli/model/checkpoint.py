@@ -12,11 +12,13 @@ or one error that names the file and what is wrong.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import pickle
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
@@ -140,9 +142,10 @@ def read_head_file(path: str | Path) -> tuple[dict[str, torch.Tensor], HeadConfi
         state, metadata = _safetensors_load(path)
         if SAFETENSORS_CONFIG_KEY in metadata:
             try:
-                recorded = HeadConfig.from_dict(json.loads(metadata[SAFETENSORS_CONFIG_KEY]))
-            except (ValueError, TypeError) as exc:
+                settings = json.loads(metadata[SAFETENSORS_CONFIG_KEY])
+            except ValueError as exc:
                 raise WeightsError(f"{path}: its head settings are unreadable: {exc}") from None
+            recorded = head_config_from_json(settings, f"{path} (metadata {SAFETENSORS_CONFIG_KEY})")
         state = _extract_flat(state)
     else:
         state = _extract_head_state(_torch_load(path), path)
@@ -242,21 +245,100 @@ def load_head(path: str | Path, config: HeadConfig | None = None) -> "ScaleShift
     return head_from_state(state, config, path)
 
 
+def check_weight_values(state: Mapping[str, torch.Tensor], source: str | Path) -> None:
+    """Refuse weights that cannot give depth: integer or bool tensors (a float head copied from
+    them holds truncated values), NaN or infinite values (every depth becomes NaN)."""
+    not_float = [k for k, v in state.items() if not v.is_floating_point()]
+    if not_float:
+        first = not_float[0]
+        raise WeightsError(
+            f"{source}: not a usable head: {_released_name(first)} holds {str(state[first].dtype).removeprefix('torch.')} "
+            f"values, not floating point ({len(not_float)} such tensors)"
+        )
+    bad = [k for k, v in state.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(
+            f"{source}: not a usable head: {_released_name(bad[0])} holds NaN or infinite values "
+            f"({len(bad)} such tensors); the file is corrupt or from a diverged training run"
+        )
+
+
+# Type and range of every head setting: a model config from elsewhere must not make tr2m divide
+# by zero or allocate 256 GB (`mlp_channels: 2e9`) before saying what is wrong.
+HEAD_LIMITS: dict[str, tuple[int, int]] = {
+    "image_channels": (1, 16384),
+    "text_channels": (1, 16384),
+    "attention_heads": (1, 256),
+    "mlp_channels": (1, 65536),
+    "projection_channels": (1, 16384),
+    "trunk_channels": (1, 4096),
+    "head_channels": (1, 4096),
+    "head_hidden_channels": (1, 4096),
+}
+COEFFICIENTS = ("scale_coefficient", "shift_coefficient")
+
+
+def head_config_from_json(data: Any, where: str) -> HeadConfig:
+    """A HeadConfig from JSON-like settings, every field type- and range-checked; one
+    WeightsError naming `where` and the field otherwise."""
+    if not isinstance(data, Mapping):
+        raise WeightsError(f"{where}: head settings must be an object, not {type(data).__name__}")
+    known = set(HEAD_LIMITS) | set(COEFFICIENTS)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise WeightsError(f"{where}: unknown head setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    for name, (low, high) in HEAD_LIMITS.items():
+        if name in data:
+            value = data[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise WeightsError(f"{where}: head {name} must be a whole number, not {value!r}")
+            if not low <= value <= high:
+                raise WeightsError(f"{where}: head {name} = {value} is out of range ({low}–{high})")
+    for name in COEFFICIENTS:
+        if name in data:
+            value = data[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise WeightsError(
+                    f"{where}: head {name} = {value!r}: must be a positive finite number (depth = "
+                    f"1/(A·D_r + B) needs positive A and B)"
+                )
+    try:
+        return HeadConfig.from_dict(dict(data))
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{where}: head settings: {exc}") from None
+
+
 def head_from_state(
     state: Mapping[str, torch.Tensor], config: HeadConfig, source: str | Path
 ) -> "ScaleShiftHead":
-    """A head of `config`'s sizes holding exactly `state` (our key names), or a WeightsError."""
+    """A head of `config`'s sizes holding exactly `state` (our key names), or a WeightsError
+    (wrong keys or shapes, non-float or non-finite values, non-positive coefficients)."""
     from .head import ScaleShiftHead
 
+    head_config_from_json(config.to_dict(), str(source))
+    check_weight_values(state, source)
     head = ScaleShiftHead(config)
     check_state_dict(head.state_dict(), state, source)
     head.load_state_dict(state, strict=True)
     return head
 
 
-def save_head(head: "ScaleShiftHead", path: str | Path) -> None:
-    """Write our format: safetensors with our key names and the head sizes as metadata."""
-    from safetensors.torch import save_file
+def head_bytes(head: "ScaleShiftHead") -> bytes:
+    """Our file format of a head, as bytes: safetensors with our key names, float32, and the
+    head sizes as metadata (what `save_head` writes)."""
+    from safetensors.torch import save
 
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in head.state_dict().items()}
-    save_file(state, str(path), metadata={SAFETENSORS_CONFIG_KEY: json.dumps(head.config.to_dict())})
+    return save(state, metadata={SAFETENSORS_CONFIG_KEY: json.dumps(head.config.to_dict())})
+
+
+def head_sha256(head: "ScaleShiftHead") -> str:
+    """The sha256 of the head as `save_head` writes it: equal to the sha256 of the model
+    folder's head.safetensors when the head came from one written by tr2m."""
+    return hashlib.sha256(head_bytes(head)).hexdigest()
+
+
+def save_head(head: "ScaleShiftHead", path: str | Path) -> None:
+    """Write our format: safetensors with our key names and the head sizes as metadata."""
+    with open(path, "wb") as handle:
+        handle.write(head_bytes(head))

@@ -54,5 +54,26 @@ def load_model(
         head=head,
         spec=spec,
     )
+    # Which weights made an output: recorded in every manifest record and TIFF (jobs.fingerprint).
+    tr2m.model_folder = Path(folder)
+    tr2m.head_sha256 = model_identity(folder)["head_sha256"]
     tr2m.eval()
     return tr2m.to(target).set_precision(dtype)
+
+
+def model_identity(model) -> dict:
+    """{"name", "head_sha256"} of a model folder (without loading it) or of a loaded TR2M: what a
+    manifest record says made an output. A TR2M not loaded from a folder gets the sha256 of its
+    head as `save_head` would write it."""
+    from ..weights.download import sha256_of
+    from ..weights.folder import read_model_folder
+
+    if isinstance(model, TR2M):
+        digest = getattr(model, "head_sha256", None)
+        if digest is None:
+            from .checkpoint import head_sha256
+
+            digest = head_sha256(model.head)
+        return {"name": model.spec.name, "head_sha256": digest}
+    spec = read_model_folder(model)
+    return {"name": spec.name, "head_sha256": sha256_of(Path(model) / spec.head_weights)}

@@ -1,8 +1,8 @@
 """Training TR2M's head (spec §4): the recipe the authors never released.
 
-    from tr2m_cli.train import TrainConfig, train, resume, export_model
+    from tr2m_cli.train import TrainOptions, train, resume, export_model
 
-    result = train(TrainConfig(out="runs/exp1", datasets=("nyu", "kitti", "void", "c3vd"), data_root="/data"))
+    result = train(TrainOptions(out="runs/exp1", datasets=("nyu", "kitti", "void", "c3vd"), data_root="/data"))
     resume("runs/exp1", epochs=25)                           # continue exactly where it stopped
     export_model("runs/exp1", "models/exp1", which="best")   # a model folder for convert / eval
 
@@ -13,9 +13,9 @@ sharding, sample preparation), `features.py` (frozen encoders + on-disk cache), 
 `export.py`. The losses live in `tr2m_cli/losses.py`. See docs/training.md.
 """
 
-from .augment import AugmentSettings
-from .config import PAPER_DATASETS, TrainConfig
+from .augment import AugmentOptions
+from .config import PAPER_DATASETS, TrainConfig, TrainOptions
 from .export import export_model
 from .loop import TrainResult, resume, train
 
-__all__ = ["PAPER_DATASETS", "AugmentSettings", "TrainConfig", "TrainResult", "export_model", "resume", "train"]
+__all__ = ["PAPER_DATASETS", "AugmentOptions", "TrainConfig", "TrainOptions", "TrainResult", "export_model", "resume", "train"]

@@ -19,7 +19,7 @@ import torch
 
 
 @dataclass(frozen=True)
-class AugmentSettings:
+class AugmentOptions:
     flip_probability: float = 0.5  # release (its data loaders; the paper names flips, no value)
     photometric_probability: float = 0.5  # release
     gamma: tuple[float, float] = (0.9, 1.1)  # release (BTS's)
@@ -55,7 +55,7 @@ class AugmentSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AugmentSettings":
+    def from_dict(cls, data: Mapping[str, Any]) -> "AugmentOptions":
         known = {f.name for f in fields(cls)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
         if "dataset_brightness" in values:
@@ -63,7 +63,7 @@ class AugmentSettings:
         return cls(**values)
 
     @classmethod
-    def off(cls) -> "AugmentSettings":
+    def off(cls) -> "AugmentOptions":
         return cls(flip_probability=0.0, photometric_probability=0.0)
 
 
@@ -84,7 +84,7 @@ def augment(
     depth: torch.Tensor,
     valid: torch.Tensor,
     generator: torch.Generator,
-    settings: AugmentSettings,
+    settings: AugmentOptions,
     *,
     colour_jitter: bool = False,
     dataset: str | None = None,
@@ -105,7 +105,7 @@ def augment(
 
 
 def bts_photometric(
-    image: torch.Tensor, generator: torch.Generator, settings: AugmentSettings, brightness: tuple[float, float] | None = None
+    image: torch.Tensor, generator: torch.Generator, settings: AugmentOptions, brightness: tuple[float, float] | None = None
 ) -> torch.Tensor:
     """Gamma, then brightness, then a factor per colour channel, clipped to [0, 1]."""
     gamma = _uniform(generator, *settings.gamma).item()
@@ -119,7 +119,7 @@ def bts_photometric(
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
-def colour_jittered(image: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> torch.Tensor:
+def colour_jittered(image: torch.Tensor, generator: torch.Generator, settings: AugmentOptions) -> torch.Tensor:
     """Brightness, contrast, saturation and hue changes, each by a random factor (torchvision's
     ColorJitter in spirit; torchvision is not a dependency here)."""
 
@@ -146,3 +146,7 @@ def rotate_hue(image: torch.Tensor, turns: float) -> torch.Tensor:
     rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
     matrix = torch.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
     return (matrix.to(image) @ image.flatten(1)).view_as(image)
+
+
+# The name before option classes took one suffix (Options); kept so existing code keeps working.
+AugmentSettings = AugmentOptions

@@ -25,7 +25,7 @@ from ..errors import DatasetError, InputError
 from ..evaluate import prepare_sample
 from ..model.config import PATCH_SIZE, REFERENCE_SIZE
 from ..model.preprocess import resize_to
-from .augment import AugmentSettings, augment
+from .augment import AugmentOptions, augment
 
 GENERIC_RANGE = (1e-3, 1e3)
 """Depth range (metres) used for a dataset that brings no protocol of its own."""
@@ -60,7 +60,7 @@ def make_sources(
     datasets: Mapping[str, Sequence[DepthSample]],
     *,
     input_size: tuple[int, int] | None,
-    augment_settings: AugmentSettings,
+    augment_settings: AugmentOptions,
 ) -> list[TrainingSource]:
     """A dataset is prepared for training exactly as its evaluation protocol prepares it for
     `tr2m eval` (`dataset.protocol`: KITTI's benchmark crop, the reference's first resizes, the
@@ -186,7 +186,7 @@ class TrainingExamples(torch.utils.data.Dataset):
     """Loads a `SampleRef`: the sample resized to its network size, a random caption line,
     augmentation, and (with a feature cache) the frozen encoders' outputs if already cached."""
 
-    def __init__(self, sources: Sequence[TrainingSource], settings: AugmentSettings, cache=None) -> None:
+    def __init__(self, sources: Sequence[TrainingSource], settings: AugmentOptions, cache=None) -> None:
         self.sources = list(sources)
         self.settings = settings
         self.cache = cache

@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from ..losses import LossSettings
-from .augment import AugmentSettings
+from ..losses import LossOptions
+from .augment import AugmentOptions
 
 PAPER_DATASETS = ("nyu", "kitti", "void", "c3vd")
 """The paper's training mix (the release's code leaves VOID out; the paper includes it)."""
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainOptions:
     out: str  # run folder: checkpoints, metrics.jsonl, run.json
     datasets: tuple[str, ...] = PAPER_DATASETS  # paper
     data_root: str | None = None  # root holding each dataset's conventional sub-folder
@@ -41,12 +41,12 @@ class TrainConfig:
     weight_decay: float = 0.01  # torch's AdamW default, also the release's option
     adam_eps: float = 1e-6  # release
     warmup_steps: int = 0  # ours: none (the release's options say 1000 iterations)
-    losses: LossSettings = LossSettings()  # paper's λ1..λ4, see tr2m_cli/losses.py
+    losses: LossOptions = LossOptions()  # paper's λ1..λ4, see tr2m_cli/losses.py
     contrast_start_epoch: int = 0  # ours: from the start (the release's scon_start_epoch is 1)
     ema_momentum: float = 0.99  # release (pixpro_momentum); the paper gives no value
     projector_hidden: int = 160  # ours: 1024→160→160 is 189,760 parameters, the paper's ≈0.19 M
     projector_channels: int = 160  # ours
-    augment: AugmentSettings = AugmentSettings()
+    augment: AugmentOptions = AugmentOptions()
     input_size: tuple[int, int] | None = None  # None: each dataset's eval input size (reference)
     steps_per_epoch: int | None = None  # None: rounds until the largest dataset is seen once
     grad_clip: float | None = None  # ours: off, as in the paper
@@ -95,7 +95,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainOptions":
         """Inverse of to_dict (JSON gives lists where we keep tuples); unknown keys are an error
         so a typo in a hand-written config is not silently ignored."""
         known = {f.name for f in fields(cls)}
@@ -111,12 +111,12 @@ class TrainConfig:
         if "roots" in values:
             values["roots"] = dict(values["roots"] or {})
         if "losses" in values:
-            values["losses"] = LossSettings.from_dict(values["losses"])
+            values["losses"] = LossOptions.from_dict(values["losses"])
         if "augment" in values:
-            values["augment"] = AugmentSettings.from_dict(values["augment"])
+            values["augment"] = AugmentOptions.from_dict(values["augment"])
         return cls(**values)
 
-    def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainConfig":
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainOptions":
         """A resumed run's config with the few settings that may change between sessions."""
         unknown = set(overrides) - RESUMABLE_OVERRIDES
         if unknown:
@@ -152,3 +152,7 @@ RESUMABLE_OVERRIDES = frozenset(
 )
 """Settings that do not change what a step computes (or, like `epochs`, only extend the run)."""
 
+
+
+# The name before option classes took one suffix (Options); kept so existing code keeps working.
+TrainConfig = TrainOptions

@@ -33,7 +33,7 @@ from ..model.head import ScaleShiftHead
 from ..model.preprocess import normalize_and_resize
 from . import distributed
 from .batches import TrainingExamples, collate, epoch_length, epoch_schedule, make_sources
-from .config import TrainConfig
+from .config import TrainOptions
 from .features import FeatureCache, cache_fingerprint, encode_batch
 from .logbook import Logbook
 from .run_folder import RunFolder, find_checkpoint
@@ -71,7 +71,7 @@ class TrainResult:
 
 
 def train(
-    config: TrainConfig,
+    config: TrainOptions,
     *,
     datasets: Mapping[str, Sequence] | None = None,
     val_datasets: Mapping[str, Sequence] | None = None,
@@ -109,7 +109,7 @@ def resume(
         record = run.read_record()
         if not record.get("config"):
             raise WeightsError(f"{source}: not a training run folder (no run.json, no checkpoints/)")
-        config = _with_overrides(TrainConfig.from_dict(record["config"]), overrides, source / "run.json")
+        config = _with_overrides(TrainOptions.from_dict(record["config"]), overrides, source / "run.json")
         notify(f"{source}: the run wrote no checkpoint before it stopped; starting it again from step 0 with its settings")
         return _Trainer(replace(config, out=str(source)), datasets, val_datasets, checkpoint=None, restart=True).run()
     if run is not None:
@@ -121,7 +121,7 @@ def resume(
     else:
         path = find_checkpoint(source, "last")
         state = read_checkpoint(path)
-    config = _with_overrides(TrainConfig.from_dict(state["config"]), overrides, path)
+    config = _with_overrides(TrainOptions.from_dict(state["config"]), overrides, path)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else Path(config.out)
     recorded = RunFolder(run_dir).read_record().get("run_id")
     if recorded and state.get("run_id") and recorded != state["run_id"]:
@@ -133,7 +133,7 @@ def resume(
     return _Trainer(config, datasets, val_datasets, checkpoint=(path, state)).run()
 
 
-def _with_overrides(config: TrainConfig, overrides: Mapping[str, Any], where: Path) -> TrainConfig:
+def _with_overrides(config: TrainOptions, overrides: Mapping[str, Any], where: Path) -> TrainOptions:
     try:
         return config.with_overrides(overrides)
     except ValueError as exc:
@@ -146,7 +146,7 @@ def _print_notice(text: str) -> None:
 
 
 class _Trainer:
-    def __init__(self, config: TrainConfig, datasets, val_datasets, checkpoint, restart: bool = False) -> None:
+    def __init__(self, config: TrainOptions, datasets, val_datasets, checkpoint, restart: bool = False) -> None:
         self.config = config
         self.run_folder = RunFolder(config.out)
         self.validating = bool(val_datasets) or (val_datasets is None and bool(config.val_datasets))

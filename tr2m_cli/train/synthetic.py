@@ -8,7 +8,7 @@ metric scale from the picture; the caption states the depth range in words. A fe
 ground truth, as in real sensors.
 
     scenes = SyntheticScenes(32, size=(56, 70))
-    train(TrainConfig(out="runs/try", datasets=("synthetic",), model="tiny-model", input_size=(56, 70)),
+    train(TrainOptions(out="runs/try", datasets=("synthetic",), model="tiny-model", input_size=(56, 70)),
           datasets={"synthetic": scenes})
 """
 

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import WeightsError
+from ..errors import Tr2mError, WeightsError
 from ..io.atomic import atomic_path, write_json
 from ..model.config import PATCH_SIZE, UNIT_TO_METRES, EncoderSources, HeadConfig, ModelSpec
 
@@ -49,6 +49,10 @@ def spec_to_json(spec: ModelSpec) -> dict[str, Any]:
 
 
 def read_model_folder(path: str | Path) -> ModelSpec:
+    """The ModelSpec of a model folder; every field of its tr2m.json type- and range-checked,
+    with one WeightsError naming the file and the field."""
+    from ..io.files import read_capped
+
     path = Path(path)
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
@@ -57,33 +61,72 @@ def read_model_folder(path: str | Path) -> ModelSpec:
             f"`tr2m weights import HEAD_FILE --out {path}`"
         )
     try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(read_capped(config_path, 1 << 20, "the model config").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{config_path}: not valid JSON ({exc})") from None
+    except (OSError, Tr2mError) as exc:
+        raise WeightsError(f"{config_path}: cannot be read ({exc})") from None
+    return spec_from_json(data, config_path, default_name=path.name)
+
+
+def _field(data: Mapping[str, Any], key: str, kind: type | tuple, where: Path, default: Any = None) -> Any:
+    value = data.get(key, default)
+    if value is default:
+        return value
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        names = {str: "text", int: "a whole number", dict: "an object"}
+        wanted = names.get(kind, getattr(kind, "__name__", str(kind)))
+        raise WeightsError(f"{where}: field {key!r} must be {wanted}, not {value!r}")
+    return value
+
+
+def spec_from_json(data: Any, where: Path, default_name: str = "model") -> ModelSpec:
+    """A ModelSpec from a parsed tr2m.json, checked field by field."""
+    from ..model.checkpoint import head_config_from_json
+
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise WeightsError(f"{config_path}: not a tr2m model config (\"format\" must be \"{FORMAT}\")")
-    if int(data.get("format_version", 0)) > FORMAT_VERSION:
-        raise WeightsError(f"{config_path}: written by a newer tr2m (format {data['format_version']}); upgrade tr2m")
-    try:
-        head = dict(data["head"])
-        weights = head.pop("weights", HEAD_NAME)
-        units = data.get("units", "metres")
-        domain_units = dict(data.get("domain_units") or {})
-        for unit in [units, *domain_units.values()]:
-            if unit not in UNIT_TO_METRES:
-                raise ValueError(f"unknown unit '{unit}' (known: {', '.join(UNIT_TO_METRES)})")
-        return ModelSpec(
-            name=str(data.get("name") or path.name),
-            head=HeadConfig.from_dict(head),
-            encoders=EncoderSources(**data["encoders"]),
-            head_weights=weights,
-            token_budget=int(data.get("input", {}).get("token_budget", ModelSpec.token_budget)),
-            units=units,
-            domain_units=domain_units,
-            provenance=data.get("provenance") or {},
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{config_path}: malformed model config: {exc}") from None
+        raise WeightsError(f"{where}: not a tr2m model config (\"format\" must be \"{FORMAT}\")")
+    version = data.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise WeightsError(f"{where}: field 'format_version' must be a whole number, not {version!r}")
+    if version > FORMAT_VERSION:
+        raise WeightsError(f"{where}: written by a newer tr2m (format {version}); upgrade tr2m")
+    if "head" not in data:
+        raise WeightsError(f"{where}: malformed model config: field 'head' is missing")
+    head = dict(_field(data, "head", dict, where, {}) or {})
+    weights = head.pop("weights", HEAD_NAME)
+    if not isinstance(weights, str) or not weights or Path(weights).is_absolute() or ".." in Path(weights).parts:
+        raise WeightsError(f"{where}: field 'head.weights' must be a file name inside the model folder, not {weights!r}")
+    units = _field(data, "units", str, where, "metres")
+    domain_units = _field(data, "domain_units", dict, where, {}) or {}
+    for label, unit in [("units", units), *((f"domain_units.{k}", v) for k, v in domain_units.items())]:
+        if unit not in UNIT_TO_METRES:
+            raise WeightsError(f"{where}: field {label!r}: unknown unit {unit!r} (known: {', '.join(UNIT_TO_METRES)})")
+    encoders = _field(data, "encoders", dict, where, None)
+    if encoders is None:
+        raise WeightsError(f"{where}: malformed model config: field 'encoders' is missing")
+    known_encoders = set(EncoderSources.__dataclass_fields__)
+    for key, value in encoders.items():
+        if key not in known_encoders:
+            raise WeightsError(f"{where}: unknown encoder {key!r} (known: {', '.join(sorted(known_encoders))})")
+        if not isinstance(value, str) or not value.strip():
+            raise WeightsError(f"{where}: field 'encoders.{key}' must be a Hugging Face id or a folder, not {value!r}")
+    model_input = _field(data, "input", dict, where, {}) or {}
+    budget = model_input.get("token_budget", ModelSpec.token_budget)
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 100_000:
+        raise WeightsError(f"{where}: field 'input.token_budget' must be a whole number in 1–100000, not {budget!r}")
+    name = _field(data, "name", str, where, None) or default_name
+    provenance = _field(data, "provenance", dict, where, {}) or {}
+    return ModelSpec(
+        name=name,
+        head=head_config_from_json(head, f"{where}: field 'head'"),
+        encoders=EncoderSources(**encoders),
+        head_weights=weights,
+        token_budget=budget,
+        units=units,
+        domain_units=dict(domain_units),
+        provenance=provenance,
+    )
 
 
 def _encoder_reference(source: str | Path, out: Path) -> str:

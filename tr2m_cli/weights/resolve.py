@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import WeightsError
 from ..model.encoders import is_offline, resolve_source
 from .cache import downloads_root, models_root
+from ..io.locks import FileLock
 from .download import download_file
 from .folder import import_head, is_model_folder, read_model_folder
 from .registry import ModelEntry, load_registry
@@ -59,18 +60,34 @@ def resolve_model(model: str | Path = DEFAULT_MODEL, *, download: bool = True, p
 
 def download_model(name: str, *, encoders: bool = True, progress: bool = True, force: bool = False) -> Path:
     """Fetch a registry model's head into the cache and make it a model folder; with `encoders`,
-    also fetch its three encoders into the Hugging Face cache so later runs can be offline."""
+    also fetch its three encoders into the Hugging Face cache so later runs can be offline.
+
+    One download per model at a time (a lock in the cache): a second process waits, then finds
+    the model there. A downloaded file that does not import as a head (an HTML error page, a
+    short body) is deleted, never cached; `force` fetches again whatever is cached."""
     entry = load_registry().model(name)
     folder = cached_model_folder(entry.name)
-    if force or not is_model_folder(folder):
-        if is_offline():
-            raise WeightsError(_offline_message(entry, folder))
-        file_name = Path(urllib.parse.urlparse(entry.head_url).path).name or "head.pth"
-        downloaded = download_file(
-            entry.head_url, downloads_root() / entry.name / file_name, sha256=entry.head_sha256, progress=progress
-        )
-        staging = folder.with_name(f".{folder.name}.importing")
-        shutil.rmtree(staging, ignore_errors=True)
+    with FileLock(models_root() / f".{entry.name}.lock"):
+        if force or not is_model_folder(folder):
+            if is_offline():
+                raise WeightsError(_offline_message(entry, folder))
+            _fetch_head(entry, folder, progress=progress, force=force)
+    if encoders:
+        fetch_encoders(folder, progress=progress)
+    return folder
+
+
+def _fetch_head(entry: ModelEntry, folder: Path, *, progress: bool, force: bool) -> None:
+    import secrets
+
+    file_name = Path(urllib.parse.urlparse(entry.head_url).path).name or "head.pth"
+    target = downloads_root() / entry.name / file_name
+    if force:  # what is cached (a whole file, or a part of one) is not trusted again
+        for stale in (target, target.with_name(target.name + ".part")):
+            stale.unlink(missing_ok=True)
+    downloaded = download_file(entry.head_url, target, sha256=entry.head_sha256, progress=progress)
+    staging = folder.with_name(f".{folder.name}.importing-{secrets.token_hex(4)}")
+    try:
         import_head(
             downloaded,
             staging,
@@ -84,13 +101,17 @@ def download_model(name: str, *, encoders: bool = True, progress: bool = True, f
             provenance=entry.provenance(),
             overwrite=True,
         )
-        # Swap the finished folder in whole, so a half-imported model never looks usable.
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
-        downloaded.unlink()
-    if encoders:
-        fetch_encoders(folder, progress=progress)
-    return folder
+    except WeightsError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        downloaded.unlink(missing_ok=True)  # never cache what is not a head: the next try fetches again
+        raise WeightsError(f"{entry.head_url}: the downloaded file is not a usable head, so it was not kept ({exc})") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # Swap the finished folder in whole, so a half-imported model never looks usable.
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    downloaded.unlink(missing_ok=True)
 
 
 def fetch_encoders(folder: str | Path, *, progress: bool = True) -> list[str]:
