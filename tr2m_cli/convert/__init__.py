@@ -5,7 +5,9 @@
 
 Modules: `options` (ConvertOptions), `layout` (output names), `decode` (photos → network input),
 `batching` (size buckets, caption cache, out-of-memory halving), `writing` (one photo's files and
-record), `pipeline` (the run), `progress` (what the user sees).
+record), `pipeline` (the run on local folders), `progress` (what the user sees); for many machines
+and object stores, `plan` (what to convert, decided once), `worker` (PhotoConverter, the
+per-worker piece any engine runs) and `ray_engine` (`convert_ray`, and `convert` over URLs).
 """
 
 from .options import DEFAULT_OUTPUTS, OUTPUT_KINDS, ConvertOptions, parse_outputs
