@@ -103,7 +103,7 @@ def main() -> None:
     from tr2m_cli.caption.captioner import Captioner
     from tr2m_cli.caption.prompts import plan_prompt
     from tr2m_cli.caption.resolve import resolve_captioner
-    from tr2m_cli.model.encoders import quiet_transformers
+    from tr2m_cli.weights.hub import quiet_transformers
     from tr2m_cli.runtime import resolve_device, resolve_precision
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -2,8 +2,9 @@
 
 The plain loop is how the reference demo works: read a photo, encode its caption, run the
 encoders and the head, resize, write the files, then the next photo, all in one thread. The
-pipeline decodes in background threads, batches photos by network size, caches caption
-embeddings and writes in a background pool. Both write the same outputs (float32 TIFF and
+pipeline runs the inference core (tr2m_cli.model.inference) on a stream: it decodes in
+background threads (large photos at reduced scale), batches photos by network size, caches
+caption embeddings and writes in a background pool. Both write the same outputs (float32 TIFF and
 preview PNG) for the same photos and captions, with the same model.
 
     python benchmarks/convert_throughput.py                          # tiny model on the CPU
@@ -14,6 +15,12 @@ preview PNG) for the same photos and captions, with the same model.
 Depth Anything Small, the released head's sizes): the speed is the real one, the depth is not.
 Photos are copies of examples/ (four sizes, so four aspect-ratio buckets); each copy gets its
 own caption (as in a captioned dataset) unless --shared-captions.
+
+Before and after a change: check the older commit out beside this one
+(`git worktree add /tmp/before <commit>`) and run this script alternately with `--tree /tmp/before`
+and without, so both measure the same machine at the same time. "CPU s/photo" (process time over
+all threads) is the work done, which neighbours on a shared machine disturb far less than
+photos/s.
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def make_photos(folder: Path, count: int, photo_size: tuple[int, int] | None, shared_captions: bool) -> Path:
@@ -60,7 +66,7 @@ def plain_loop(model, folder: Path, caption_file: Path, out: Path, limit: int | 
     from tr2m_cli.io.depth_files import write_depth_tiff
     from tr2m_cli.io.images import read_rgb
     from tr2m_cli.io.preview import write_preview
-    from tr2m_cli.model.preprocess import prepare_image, resize_to
+    from tr2m_cli.model.preprocess import normalize_and_resize, resize_to, to_float_tensor
 
     captions = json.loads(caption_file.read_text())
     items = sorted(captions.items())[:limit]
@@ -81,7 +87,9 @@ def plain_loop(model, folder: Path, caption_file: Path, out: Path, limit: int | 
             sync()
             seconds["text"] += time.perf_counter() - t
             t = time.perf_counter()
-            pixels, size = prepare_image(rgb, model.size_policy, model.device)
+            # The whole photo, normalised and resized in one step, as the reference demo does.
+            size = rgb.shape[:2]
+            pixels = normalize_and_resize(to_float_tensor(rgb)[None].to(model.device), model.size_policy.network_size(*size))
             tokens, grid = model.encode_image(pixels)
             relative = model.estimate_relative_depth(pixels)
             sync()
@@ -133,7 +141,9 @@ def main() -> None:
     parser.add_argument("--shared-captions", action="store_true", help="Four captions for all photos.")
     parser.add_argument("--repeats", type=int, default=3, help="Alternating runs of each method; the best is kept.")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
+    parser.add_argument("--tree", type=Path, default=REPO, help="Measure the tr2m_cli of this checkout (default: this one).")
     args = parser.parse_args()
+    sys.path.insert(0, str(args.tree.resolve()))
     photo_size = tuple(int(v) for v in args.photo_size.lower().split("x")) if args.photo_size else None
 
     import torch
@@ -158,12 +168,15 @@ def main() -> None:
         for repeat in range(args.repeats):
             for name in ("plain loop", "tr2m convert"):
                 out = scratch / f"{name.replace(' ', '-')}-{repeat}"
+                cpu = time.process_time()
                 if name == "plain loop":
                     done, seconds, stages = plain_loop(model, scratch / "photos", caption_file, out)
                 else:
                     done, seconds, stages = pipeline(model, scratch / "photos", caption_file, out, args)
+                cpu = time.process_time() - cpu  # all threads: the work done, whatever else runs
                 shutil.rmtree(out, ignore_errors=True)
                 run = {"photos": done, "seconds": round(seconds, 3), "photos_per_s": round(done / seconds, 3),
+                       "cpu_s_per_photo": round(cpu / done, 4),
                        "stage_seconds": {k: round(v, 3) for k, v in stages.items()}}  # fmt: skip
                 if name not in results or run["photos_per_s"] > results[name]["photos_per_s"]:
                     results[name] = run
@@ -179,13 +192,14 @@ def main() -> None:
         "repeats (best kept)": args.repeats,
         "distinct_captions": not args.shared_captions,
         "model_build_s": round(build_s, 1),
+        "tree": str(args.tree.resolve()),
     }
     print(json.dumps(header))
-    print("| method | photos/s | total s | decode | text | encoders | head | write |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| method | photos/s | CPU s/photo | total s | decode | text | encoders | head | write |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, result in results.items():
         s = result["stage_seconds"]
-        print(f"| {name} | {result['photos_per_s']:.2f} | {result['seconds']:.1f} | "
+        print(f"| {name} | {result['photos_per_s']:.2f} | {result['cpu_s_per_photo']:.3f} | {result['seconds']:.1f} | "
               + " | ".join(f"{s.get(k, 0.0):.2f}" for k in ("decode", "text", "encoders", "head", "write")) + " |")  # fmt: skip
     speedup = results["tr2m convert"]["photos_per_s"] / results["plain loop"]["photos_per_s"]
     print(f"speed-up: {speedup:.2f}x")

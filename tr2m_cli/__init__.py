@@ -18,9 +18,9 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
     __version__ = "0.0.0+unknown"
 
 _LAZY = {
-    "load_model": "tr2m_cli.model.load",
+    "load_model": "tr2m_cli.weights.load",
     "TR2M": "tr2m_cli.model.tr2m",
-    "Prediction": "tr2m_cli.model.tr2m",
+    "Prediction": "tr2m_cli.model.inference",
     "SizePolicy": "tr2m_cli.model.preprocess",
     "HeadConfig": "tr2m_cli.model.config",
     "import_head": "tr2m_cli.weights.folder",
@@ -32,10 +32,11 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
     from .model.config import HeadConfig
-    from .model.load import load_model
     from .model.preprocess import SizePolicy
-    from .model.tr2m import TR2M, Prediction
+    from .model.inference import Prediction
+    from .model.tr2m import TR2M
     from .weights.folder import import_head
+    from .weights.load import load_model
     from .weights.resolve import download_model, resolve_model
 
 

@@ -52,3 +52,8 @@ def resolve_precision(spec: str | torch.dtype | None, device: torch.device) -> t
     if spec not in PRECISIONS:
         raise InputError(f"precision '{spec}': expected auto, {', '.join(PRECISIONS)}")
     return PRECISIONS[spec]
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """fp32, fp16 or bf16: how outputs record the precision a model ran in."""
+    return next((name for name, value in PRECISIONS.items() if value == dtype), str(dtype).replace("torch.", ""))

@@ -60,12 +60,13 @@ def write_clip_vocab(folder: str | Path) -> tuple[Path, Path]:
 
 
 def _quiet():
-    from .model.encoders import quiet_transformers
+    from .weights.hub import quiet_transformers
 
     return quiet_transformers()
 
 
-def tiny_dinov2_config(hidden: int = TINY_IMAGE_CHANNELS, layers: int = 2, **extra):
+def tiny_dinov2_config(hidden: int = TINY_IMAGE_CHANNELS, layers: int = 2, image_size: int = 56, **extra):
+    """`image_size` sets the stored position grid: 56 → 4×4; 518 → 37×37, as the real models."""
     from transformers import Dinov2Config
 
     return Dinov2Config(
@@ -73,19 +74,21 @@ def tiny_dinov2_config(hidden: int = TINY_IMAGE_CHANNELS, layers: int = 2, **ext
         num_hidden_layers=layers,
         num_attention_heads=2,
         mlp_ratio=2,
-        image_size=56,
+        image_size=image_size,
         patch_size=14,
         **extra,
     )
 
 
-def save_tiny_image_encoder(folder: str | Path, seed: int = 0, hidden: int = TINY_IMAGE_CHANNELS) -> Path:
+def save_tiny_image_encoder(
+    folder: str | Path, seed: int = 0, hidden: int = TINY_IMAGE_CHANNELS, image_size: int = 56
+) -> Path:
     import torch
     from transformers import Dinov2Model
 
     torch.manual_seed(seed)
     with _quiet():
-        Dinov2Model(tiny_dinov2_config(hidden)).save_pretrained(folder)
+        Dinov2Model(tiny_dinov2_config(hidden, image_size=image_size)).save_pretrained(folder)
     return Path(folder)
 
 
@@ -126,11 +129,13 @@ def save_tiny_text_encoder(
     return folder
 
 
-def save_tiny_depth_model(folder: str | Path, seed: int = 0) -> Path:
+def save_tiny_depth_model(folder: str | Path, seed: int = 0, image_size: int = 56) -> Path:
     import torch
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
 
-    backbone = tiny_dinov2_config(32, layers=4, out_indices=[1, 2, 3, 4], reshape_hidden_states=False)
+    backbone = tiny_dinov2_config(
+        32, layers=4, image_size=image_size, out_indices=[1, 2, 3, 4], reshape_hidden_states=False
+    )
     config = DepthAnythingConfig(
         backbone_config=backbone,
         reassemble_hidden_size=32,

@@ -163,7 +163,7 @@ def test_missing_and_broken_files_are_failed_rows_and_the_others_are_scored(tiny
             "--device", "cpu", "--input-size", "28x42", "-q"]  # fmt: skip
 
     from tr2m_cli.errors import WeightsError
-    from tr2m_cli.model import load as loading
+    from tr2m_cli.weights import load as loading
 
     def no_model(*args, **kwargs):
         raise WeightsError("model not loaded in this test")
@@ -219,3 +219,13 @@ def test_sun_decoding_per_frame_is_recorded(tiny_data_root, tiny_model_dir, tmp_
     document = json.loads((tmp_path / "results.json").read_text())
     assert document["datasets"]["sunrgbd"]["per_frame_choices"] == {"depth_encoding": {"rotated": 2}}
     assert "depth encoding chosen per frame: rotated 2" in (tmp_path / "table.txt").read_text()
+def test_eval_runs_in_fp32_unless_told_and_records_the_precision(tiny_data_root, tiny_model_dir, tmp_path):
+    root, _ = tiny_data_root
+    for flags, expected in (((), "fp32"), (("--precision", "bf16"), "bf16")):
+        out = tmp_path / expected
+        result = _run(
+            "--zero-shot", "ibims", "--data-root", root, "--captions", root / "captions", "--model", tiny_model_dir,
+            "--device", "cpu", "--size", "28x28", "--limit", "1", "--out", out, "-q", *flags,
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "results.json").read_text())["model"]["precision"] == expected

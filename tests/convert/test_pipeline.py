@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from tr2m_cli.convert import ConvertOptions, convert
-from tr2m_cli.convert import batching
+from tr2m_cli.model.inference import DepthPredictor
 from tr2m_cli.errors import InputError, OutputError, WeightsError
 from tr2m_cli.io.captions import DOMAIN_CAPTIONS, CaptionRules
 from tr2m_cli.io.depth_files import read_depth_tiff
@@ -47,6 +47,7 @@ def test_examples_become_metric_depth_equal_to_predict(examples_dir, tmp_path, t
         depth, metadata = read_depth_tiff(tmp_path / "out" / Path(key).with_suffix(".depth.tiff"))
         rgb = read_rgb(examples_dir / key)
         assert depth.shape == rgb.shape[:2] and metadata["caption"] == caption and metadata["unit"] == "metres"
+        assert metadata["precision"] == read_manifest(tmp_path / "out" / "manifest.jsonl")[key]["precision"] == "fp32"
         # The pipeline (threads, buckets, batches of 4) gives what one call of predict gives.
         expected = tiny_model.predict(rgb, caption)
         np.testing.assert_allclose(depth, expected, rtol=2e-4, atol=1e-5)
@@ -58,13 +59,13 @@ def test_batches_group_equal_network_sizes_and_match_one_by_one(tmp_path, tiny_m
     for i, size in enumerate(sizes):
         photo(folder / f"p{i}.png", size, seed=i)
     batches = []
-    real_run = batching.DepthRunner.run
+    real_run = DepthPredictor.run_batch
 
     def spy(self, photos):
-        batches.append([p.network_size for p in photos])
+        batches.append([p.photo.network_size for p in photos])
         return real_run(self, photos)
 
-    monkeypatch.setattr(batching.DepthRunner, "run", spy)
+    monkeypatch.setattr(DepthPredictor, "run_batch", spy)
     convert([folder], tmp_path / "batched", options(batch_size=3, outputs=("npy",)), model=tiny_model)
     assert all(len(set(batch)) == 1 for batch in batches) and max(len(b) for b in batches) == 3
     batches.clear()
@@ -78,15 +79,15 @@ def test_batches_group_equal_network_sizes_and_match_one_by_one(tmp_path, tiny_m
 
 
 def test_huge_rotated_jpeg_is_decoded_small_and_written_upright(tmp_path, tiny_model, monkeypatch):
-    from tr2m_cli.convert import decode
+    from tr2m_cli.io import images
 
     image = Image.new("RGB", (3000, 2000), (90, 120, 150))
     exif = image.getexif()
     exif[0x0112] = 6  # stored landscape, shown portrait
     image.save(tmp_path / "big.jpg", exif=exif, quality=80)
     decoded_sizes = []
-    real = decode.pil_to_rgb
-    monkeypatch.setattr(decode, "pil_to_rgb", lambda pil: decoded_sizes.append(pil.size) or real(pil))
+    real = images.pil_to_rgb
+    monkeypatch.setattr(images, "pil_to_rgb", lambda pil: decoded_sizes.append(pil.size) or real(pil))
     out = tmp_path / "out"
     cloud = PointCloudOptions(stride=8)
     convert([tmp_path / "big.jpg"], out, options(outputs=("tiff", "ply"), cloud=cloud), model=tiny_model)
@@ -168,14 +169,14 @@ def test_out_of_memory_halves_the_batch_and_a_photo_too_big_alone_fails(tmp_path
     folder = tmp_path / "photos"
     for i in range(6):
         photo(folder / f"p{i}.png", seed=i)
-    real_forward = batching.DepthRunner._forward
+    real_forward = DepthPredictor._forward
 
     def forward(self, photos):
         if len(photos) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_forward(self, photos)
 
-    monkeypatch.setattr(batching.DepthRunner, "_forward", forward)
+    monkeypatch.setattr(DepthPredictor, "_forward", forward)
     summary = convert([folder], tmp_path / "out", options(batch_size=4, progress=True, outputs=("npy",)), model=tiny_model)
     assert (summary.converted, summary.failed) == (6, 0)
     assert "out of memory: continuing with batches of" in capsys.readouterr().err
@@ -183,7 +184,7 @@ def test_out_of_memory_halves_the_batch_and_a_photo_too_big_alone_fails(tmp_path
     def never_fits(self, photos):
         raise RuntimeError("CUDA error: out of memory")
 
-    monkeypatch.setattr(batching.DepthRunner, "_forward", never_fits)
+    monkeypatch.setattr(DepthPredictor, "_forward", never_fits)
     summary = convert([folder], tmp_path / "out2", options(batch_size=2, outputs=("npy",)), model=tiny_model)
     assert summary.failed == 6 and "out of memory at network size" in summary.failures[0][1]
 
@@ -243,7 +244,7 @@ def test_ctrl_c_keeps_finished_photos_and_a_rerun_completes_the_rest(tmp_path, t
     for i in range(6):
         photo(folder / f"p{i}.png", seed=i)
     out = tmp_path / "out"
-    real_run = batching.DepthRunner.run
+    real_run = DepthPredictor.run_batch
     calls = []
 
     def interrupted(self, photos):
@@ -252,12 +253,12 @@ def test_ctrl_c_keeps_finished_photos_and_a_rerun_completes_the_rest(tmp_path, t
             raise KeyboardInterrupt
         return real_run(self, photos)
 
-    monkeypatch.setattr(batching.DepthRunner, "run", interrupted)
+    monkeypatch.setattr(DepthPredictor, "run_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         convert([folder], out, options(batch_size=1, outputs=("tiff",)), model=tiny_model)
     assert json.loads((out / "summary.json").read_text())["interrupted"] is True
     assert len(read_manifest(out / "manifest.jsonl")) == 2 and not list(out.rglob(".tr2m-tmp-*"))
-    monkeypatch.setattr(batching.DepthRunner, "run", real_run)
+    monkeypatch.setattr(DepthPredictor, "run_batch", real_run)
     rest = convert([folder], out, options(batch_size=1, outputs=("tiff",)), model=tiny_model)
     assert (rest.converted, rest.skipped) == (4, 2)
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 6

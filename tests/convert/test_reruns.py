@@ -80,7 +80,7 @@ def test_changed_settings_redo_every_photo_and_say_why(done, tiny_model, change,
 
 def test_another_model_redoes_the_photos_and_records_which(done, tmp_path, tiny_model_dir):
     from tr2m_cli import load_model
-    from tr2m_cli.model.load import model_identity
+    from tr2m_cli.weights.load import model_identity
 
     folder, out = done
     other_dir = Path(shutil.copytree(tiny_model_dir, tmp_path / "other"))

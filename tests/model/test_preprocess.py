@@ -8,13 +8,8 @@ import torch
 
 from tr2m_cli.errors import InputError
 from tr2m_cli.model.config import IMAGENET_MEAN, IMAGENET_STD
-from tr2m_cli.model.preprocess import (
-    SizePolicy,
-    normalize_and_resize,
-    prepare_image,
-    resize_to,
-    to_float_tensor,
-)
+from tr2m_cli.model.inference import prepare_image
+from tr2m_cli.model.preprocess import SizePolicy, normalize_and_resize, resize_to, to_float_tensor
 
 
 @pytest.mark.parametrize("size", [(480, 640), (375, 1242), (3000, 4000), (1080, 1920), (100, 2000), (8, 8)])

@@ -9,7 +9,8 @@ from PIL import Image
 
 from tr2m_cli.errors import InputError, WeightsError
 from tr2m_cli.model.config import ModelSpec
-from tr2m_cli.model.preprocess import SizePolicy, prepare_image
+from tr2m_cli.model.inference import prepare_image
+from tr2m_cli.model.preprocess import SizePolicy
 from tr2m_cli.model.tr2m import TR2M
 
 

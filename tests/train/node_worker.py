@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def main(model: str, out: str) -> None:
-    from tr2m_cli.model.load import load_model
+    from tr2m_cli.weights.load import load_model
     from tr2m_cli.train import distributed
 
     procs, device = distributed.start("cpu")

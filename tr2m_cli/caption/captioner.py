@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from ..errors import WeightsError
-from ..model.encoders import _from_pretrained, quiet_transformers
 from ..model.preprocess import ImageLike, load_image_any, to_float_tensor
 from ..runtime import resolve_device, resolve_precision
+from ..weights.hub import from_pretrained, quiet_transformers
 from .clean import clean_caption
 from .length import ClipTokenCounter
 from .prompts import PromptPlan, chat_text, plan_prompt
@@ -166,14 +166,14 @@ def load_captioner(
     device = resolve_device(device)
     dtype = resolve_precision(precision, device)
     advice = download_advice(spec)
-    config = _from_pretrained("captioner", spec.model, AutoConfig.from_pretrained, advice=advice)
+    config = from_pretrained("captioner", spec.model, AutoConfig.from_pretrained, advice=advice)
     if config.model_type not in _image_text_to_text_types():
         raise WeightsError(
             f"captioner '{spec.name}' is a '{config.model_type}' model; captions need an image-to-text model "
             f"that transformers' AutoModelForImageTextToText loads (BLIP, Florence-2, LLaVA-NeXT, SmolVLM, …)"
         )
-    processor = _from_pretrained("captioner processor", spec.model, AutoProcessor.from_pretrained, advice=advice)
-    model = _from_pretrained(
+    processor = from_pretrained("captioner processor", spec.model, AutoProcessor.from_pretrained, advice=advice)
+    model = from_pretrained(
         "captioner", spec.model, AutoModelForImageTextToText.from_pretrained, config=config, dtype=dtype, advice=advice
     )
     model.to(device).eval()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..model.encoders import CLIP_CONTEXT_LENGTH, DEFAULT_TEXT_ENCODER, quiet_transformers, resolve_source
+from ..model.encoders import CLIP_CONTEXT_LENGTH, DEFAULT_TEXT_ENCODER, clean_for_clip, clip_token_ids
+from ..weights.hub import quiet_transformers, resolve_source
 
 # CLIP's pre-tokeniser splits letters runs, single digits and punctuation runs.
 _PIECES = re.compile(r"'(?:s|t|re|ve|m|ll|d)|[^\W\d_]+|\d|[^\w\s]+|_+", re.IGNORECASE)
@@ -59,11 +60,11 @@ class ClipTokenCounter:
             return cls()
 
         def count(captions: Sequence[str]) -> list[int]:
-            return [len(ids) for ids in tokenizer(list(captions), truncation=False, padding=False)["input_ids"]]
+            return [len(ids) for ids in clip_token_ids(tokenizer, captions)]
 
         return cls(count)
 
     def __call__(self, captions: Sequence[str]) -> list[TokenCount]:
         if self.count_fn is not None:
             return [TokenCount(n, True) for n in self.count_fn(list(captions))]
-        return [TokenCount(estimate_tokens(c), False) for c in captions]
+        return [TokenCount(estimate_tokens(clean_for_clip(c)), False) for c in captions]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import WeightsError
-from ..model.encoders import resolve_source
+from ..weights.hub import fetch_snapshot, resolve_source
 from ..weights.registry import load_registry
 from .registry import DEFAULT_CAPTIONER, DEFAULT_MAX_NEW_TOKENS, captioner_entries
 
@@ -79,8 +79,6 @@ def resolve_captioner(captioner: str | Path = DEFAULT_CAPTIONER) -> CaptionerSpe
 def fetch_captioner(captioner: str | Path = DEFAULT_CAPTIONER, *, progress: bool = True) -> str:
     """Download a captioner's processor and weights into the Hugging Face cache so that later runs
     work offline. Returns the local snapshot folder (a folder captioner is returned as it is)."""
-    from ..weights.resolve import fetch_snapshot
-
     spec = resolve_captioner(captioner)
     if Path(spec.model).is_dir():
         return spec.model

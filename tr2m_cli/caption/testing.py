@@ -35,7 +35,7 @@ VICUNA_CHAT_TEMPLATE = (
 
 
 def _save(folder: str | Path, model, processor) -> Path:
-    from ..model.encoders import quiet_transformers
+    from ..weights.hub import quiet_transformers
 
     folder = Path(folder)
     with quiet_transformers():

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .options import (
-    batch_size_option, dataset_root_options, device_option, model_option, precision_option, quiet_option, workers_option,
+    batch_size_option, dataset_root_options, device_option, model_option, quiet_option, workers_option,
 )
 from .types import SIZE_OR_NONE, MultiValueCommand, deprecated_alias, interruptible, multi_value_option
 
@@ -43,7 +43,8 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True, help="Split of the in-domain sets (zero-shot sets have only test).")
 @model_option
 @device_option
-@precision_option
+@click.option("--precision", type=click.Choice(["fp32", "auto", "fp16", "bf16"]), default="fp32", show_default=True,
+              help="fp32 is what the authors evaluated with and reproduces the paper's tables; auto/fp16/bf16 are faster on GPUs.")
 @batch_size_option
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N images of each set (a quick check; not comparable with the paper).")
 @click.option("--flip-tta", is_flag=True, help="Average with the prediction on the mirrored photo (not used by the paper).")
@@ -144,7 +145,7 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     out = out or Path(f"tr2m-eval-{_dt.datetime.now():%Y%m%d-%H%M%S}")
     _check_writable(out)
 
-    from ..model.load import load_model
+    from ..weights.load import load_model
     from ..weights.resolve import resolve_model
 
     folder = resolve_model(model, progress=not quiet)

@@ -19,9 +19,9 @@ The run, in order (the job plumbing is `tr2m_cli.jobs`, shared with `tr2m captio
    stale outputs counted as redone. No caption for any of them is an error.
 3. The model is loaded (WeightsError if missing), the output folder made and its run lock taken
    (temporaries of killed runs are deleted when no other run is live there).
-4. Background threads decode photos ahead (jobs.decode); the main thread batches them by network
-   size and runs the model; a second pool writes the outputs while the model works on the next
-   batch. Each photo's record goes to the manifest as soon as its files are written; a photo
+4. Background threads decode photos ahead (jobs.decode); the inference core
+   (model.inference.DepthPredictor, shared with predict and eval) batches them by network size
+   and runs the model; a second pool writes the outputs while the model works on the next batch. Each photo's record goes to the manifest as soon as its files are written; a photo
    that fails (unreadable, no valid depth, unwritable file) is recorded and the run goes on.
 5. The manifest is merged and compacted and summary.json written, also after Ctrl-C or SIGTERM
    (then JobInterrupted is raised); a failure to write them is said in plain words.
@@ -37,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..errors import InputError, OutputError, Tr2mError
 from ..io.captions import Caption, CaptionFallback, CaptionResolver
@@ -59,7 +59,8 @@ from ..jobs import (
     is_current,
     jsonable,
 )
-from .batching import DepthResult, DepthRunner, SizeBuckets, StageTimes
+from ..model.inference import DepthPredictor, DepthRequest, DepthResult, StageTimes
+from ..runtime import precision_name
 from .decode import DecodedPhoto, decode_photo
 from .layout import OutputLayout
 from .options import ConvertOptions
@@ -109,12 +110,6 @@ def manifest_names(options: ConvertOptions) -> tuple[str, str]:
     return f"manifest-{tag}.jsonl", f"summary-{tag}.json"
 
 
-def _precision_name(dtype) -> str:
-    from ..runtime import PRECISIONS
-
-    return next((name for name, value in PRECISIONS.items() if value == dtype), str(dtype))
-
-
 @dataclass
 class IdentifiedModel:
     """The model of a run, identified before it is loaded (skipping needs no model)."""
@@ -127,24 +122,24 @@ class IdentifiedModel:
 
 
 def identify_model(model: Any, options: ConvertOptions) -> IdentifiedModel:
-    from ..model.load import model_identity
     from ..model.preprocess import SizePolicy
     from ..model.tr2m import TR2M
     from ..runtime import resolve_device, resolve_precision
     from ..weights.folder import read_model_folder
+    from ..weights.load import model_identity
     from ..weights.resolve import resolve_model
 
     if isinstance(model, TR2M):
-        return IdentifiedModel(model, model_identity(model), model.spec, _precision_name(model.precision), model.size_policy)
+        return IdentifiedModel(model, model_identity(model), model.spec, precision_name(model.precision), model.size_policy)
     folder = resolve_model(model, progress=options.progress)
     spec = read_model_folder(folder)
     precision = resolve_precision(options.precision, resolve_device(options.device))
-    return IdentifiedModel(folder, model_identity(folder), spec, _precision_name(precision), SizePolicy(token_budget=spec.token_budget))
+    return IdentifiedModel(folder, model_identity(folder), spec, precision_name(precision), SizePolicy(token_budget=spec.token_budget))
 
 
 def _load(model: IdentifiedModel, options: ConvertOptions):
-    from ..model.load import load_model
     from ..model.tr2m import TR2M
+    from ..weights.load import load_model
 
     if isinstance(model.source, TR2M):
         return model.source
@@ -308,7 +303,7 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
             stale = f", {len(redone)} to redo (settings changed)" if redone else ""
             progress.info(
                 f"{len(todo)} photos → {out_dir} ({', '.join(options.outputs)}); model "
-                f"{tr2m.spec.name} on {tr2m.device} ({_precision_name(tr2m.precision)})"
+                f"{tr2m.spec.name} on {tr2m.device} ({precision_name(tr2m.precision)})"
                 + (f", {skipped} already done" if skipped else "")
                 + stale
                 + (f", shard {options.shard} of {len(everything)} photos" if options.shard else "")
@@ -344,6 +339,7 @@ class _Run:
         self.signals: StopSignals = signals
         self.times = StageTimes()
         self.writes: set[futures.Future] = set()
+        self.out_of_memory_warned = 0
         self.context: RunContext | None = None
         self.redone: dict[str, list[str]] = {}
         self.long_captions: dict[str, int] = {}  # caption → its token count, above the limit
@@ -378,11 +374,18 @@ class _Run:
 
         options = self.options
         self.redone = redone
-        policy = options.size or tr2m.size_policy
-        metres_per_unit = tr2m.spec.metres_per_output_unit(options.domain)
-        self.context = RunContext(
-            self.layout, options, tr2m.spec.name, metres_per_unit, __version__, settings=settings
+        predictor = DepthPredictor(
+            tr2m,
+            batch_size=options.batch_size,
+            size=options.size,
+            domain=options.domain,
+            times=self.times,
+            stage_timing=options.stage_timing,
         )
+        self.context = RunContext(
+            self.layout, options, tr2m.spec.name, predictor.metres_per_unit, __version__,
+            precision_name(tr2m.precision), settings=settings,
+        )  # fmt: skip
         work = []
         for image, caption in todo:
             if caption is None:
@@ -396,37 +399,43 @@ class _Run:
             else:
                 work.append((image, caption))
         self._warn_long_captions(tr2m, work)
-        runner = DepthRunner(tr2m, options.batch_size, metres_per_unit, self.times, options.stage_timing)
-        buckets = SizeBuckets(runner)
         cloud_grid = None
         if "ply" in options.outputs:
             cloud = options.cloud
             cloud_grid = lambda h, w: grid_shape(h, w, cloud_stride(h, w, cloud))  # noqa: E731
         decode = functools.partial(
-            self._decode, policy=policy, cloud_grid=cloud_grid, big_photo_slots=threading.BoundedSemaphore(2)
+            self._decode, policy=predictor.policy, cloud_grid=cloud_grid, big_photo_slots=threading.BoundedSemaphore(2)
         )
         self.write_pool = futures.ThreadPoolExecutor(options.write_workers, thread_name_prefix="tr2m-write")
         prefetch = max(2 * options.batch_size, 2 * options.decode_workers)
-        oom_seen = 0
+        decoded = decode_ahead(work, decode, workers=options.decode_workers, prefetch=prefetch)
         try:
-            for _, decoded in decode_ahead(work, decode, workers=options.decode_workers, prefetch=prefetch):
-                if isinstance(decoded, dict):
-                    self._finish(decoded)
-                    continue
-                for batch in buckets.add(decoded):
-                    self._run_batch(runner, batch)
-                self._collect_writes()
-                if runner.out_of_memory_events > oom_seen:
-                    oom_seen = runner.out_of_memory_events
-                    self.progress.warn(f"out of memory: continuing with batches of {runner.batch_size}")
-            for batch in buckets.drain():
-                self._run_batch(runner, batch)
+            for result in predictor.stream(self._requests(decoded, predictor)):
+                self._handle(result)
+            self._warn_out_of_memory(predictor)
             self._collect_writes(wait_all=True)
         finally:
+            decoded.close()  # cancels decoding not yet started
             # Writes already under way finish (each is atomic anyway) and are recorded, whatever
             # stopped the run; further signals meanwhile only say so.
             self._collect_writes(wait_all=True)
             self.write_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _requests(self, decoded, predictor: DepthPredictor) -> Iterator[DepthRequest]:
+        """Decoded photos for the predictor; photos that cannot be read are recorded here and
+        never reach the model. Between photos, finished writes are recorded."""
+        for _, photo in decoded:
+            self._collect_writes()
+            self._warn_out_of_memory(predictor)
+            if isinstance(photo, dict):
+                self._finish(photo)
+                continue
+            yield DepthRequest(photo.photo, photo.caption.text, tag=photo, name=str(photo.image.path))
+
+    def _warn_out_of_memory(self, predictor: DepthPredictor) -> None:
+        if predictor.out_of_memory_events > self.out_of_memory_warned:
+            self.out_of_memory_warned = predictor.out_of_memory_events
+            self.progress.warn(f"out of memory: continuing with batches of {predictor.batch_size}")
 
     def _warn_long_captions(self, tr2m, work) -> None:
         limit, self.long_captions = long_captions(tr2m, [c.text for _, c in work])
@@ -447,21 +456,22 @@ class _Run:
         finally:
             self.times.add("decode", time.perf_counter() - start)
 
-    def _run_batch(self, runner: DepthRunner, batch: list[DecodedPhoto]) -> None:
-        for result in runner.run(batch):
-            if result.error is not None:
-                self._finish(failure_record(result.photo.image, result.error, result.photo.caption, result.seconds))
-                continue
-            result.photo.pixels = None  # the network input is no longer needed: free it now
-            while len(self.writes) >= 2 * self.options.write_workers + self.options.batch_size:
-                self._collect_writes(block=True)
-            self.writes.add(self.write_pool.submit(self._write, result))
+    def _handle(self, result: DepthResult) -> None:
+        photo: DecodedPhoto = result.request.tag
+        if result.error is not None:
+            self._finish(failure_record(photo.image, result.error, photo.caption, result.seconds))
+            return
+        photo.photo.pixels = None  # the network input is no longer needed: free it now
+        while len(self.writes) >= 2 * self.options.write_workers + self.options.batch_size:
+            self._collect_writes(block=True)
+        self.writes.add(self.write_pool.submit(self._write, result))
 
     def _write(self, result: DepthResult) -> dict[str, Any]:
         start = time.perf_counter()
-        image, caption = result.photo.image, result.photo.caption
+        photo: DecodedPhoto = result.request.tag
+        image, caption = photo.image, photo.caption
         try:
-            record = write_photo(result, self.context)
+            record = write_photo(photo, result.depth, self.context, model_seconds=result.seconds)
             if caption.text in self.long_captions:
                 record["caption_tokens"] = self.long_captions[caption.text]
             return record

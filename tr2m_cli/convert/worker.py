@@ -108,11 +108,11 @@ def decode_rows(batch: Any, *, options: ConvertOptions = ConvertOptions(), token
             )  # fmt: skip
             continue
         row.update(
-            pixels=decoded.pixels.numpy(),
+            pixels=decoded.photo.pixels.numpy(),
             photo_size=np.array(decoded.size, dtype=np.int64),
             network_size=np.array(decoded.network_size, dtype=np.int64),
             colors=np.zeros((0, 0, 3), np.uint8) if decoded.colors is None else decoded.colors,
-            exif_focal_mm=float("nan") if decoded.exif_focal_mm is None else float(decoded.exif_focal_mm),
+            exif_focal_mm=float("nan") if decoded.photo.exif_focal_35mm is None else float(decoded.photo.exif_focal_35mm),
             decode_seconds=decoded.seconds,
             decode_error="",
         )
@@ -137,8 +137,9 @@ class PhotoConverter:
         manifest_name: str = "manifest.jsonl",
     ) -> None:
         from .. import __version__
+        from ..model.inference import DepthPredictor, StageTimes
         from ..model.tr2m import TR2M
-        from .batching import DepthRunner, StageTimes
+        from ..runtime import precision_name
         from .layout import OutputLayout
         from .writing import RunContext
 
@@ -150,15 +151,17 @@ class PhotoConverter:
         if isinstance(model, TR2M):
             self.model = model
         else:
-            from ..model.load import load_model
+            from ..weights.load import load_model
 
             self.model = load_model(model, device=options.device, precision=options.precision, progress=False)
-        metres_per_unit = self.model.spec.metres_per_output_unit(options.domain)
-        self.policy = options.size or self.model.size_policy
         self.cloud_grid = _cloud_grid(options)
         self.times = StageTimes()
-        self.runner = DepthRunner(self.model, options.batch_size, metres_per_unit, self.times, options.stage_timing)
-        self.context = RunContext(OutputLayout(self.out, options.outputs), options, self.model.spec.name, metres_per_unit, __version__)
+        # The inference core, as the local pipeline, predict and eval use it (model.inference).
+        self.predictor = DepthPredictor(self.model, batch_size=options.batch_size, size=options.size, domain=options.domain,
+                                        times=self.times, stage_timing=options.stage_timing)  # fmt: skip
+        self.policy = self.predictor.policy
+        self.context = RunContext(OutputLayout(self.out, options.outputs), options, self.model.spec.name,
+                                  self.predictor.metres_per_unit, __version__, precision_name(self.model.precision))  # fmt: skip
         self._big_photo_slots = threading.BoundedSemaphore(2)
         self._pool: futures.ThreadPoolExecutor | None = None
 
@@ -182,7 +185,7 @@ class PhotoConverter:
 
     def convert_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """One manifest record per row, in the rows' order; never raises for a photo."""
-        from .batching import SizeBuckets
+        from ..model.inference import DepthRequest
         from .decode import DecodedPhoto
 
         records: dict[int, dict[str, Any]] = {}
@@ -209,20 +212,18 @@ class PhotoConverter:
         from .pipeline import long_captions
 
         _, too_long = long_captions(self.model, [photo.caption.text for _, photo in decoded])
-        position = {id(photo): index for index, photo in decoded}
-        buckets = SizeBuckets(self.runner, max_waiting=len(decoded) + 1)
-        batches = [batch for _, photo in decoded for batch in buckets.add(photo)] + buckets.drain()
+        requests = (DepthRequest(photo.photo, photo.caption.text, tag=(index, photo), name=str(photo.image.path))
+                    for index, photo in decoded)  # fmt: skip
         writes = []
-        for batch in batches:
-            for result in self.runner.run(batch):
-                index = position[id(result.photo)]
-                if result.error is not None:
-                    from .writing import failure_record
+        for result in self.predictor.stream(requests, max_waiting=len(decoded) + 1):
+            index, photo = result.request.tag
+            if result.error is not None:
+                from .writing import failure_record
 
-                    records[index] = failure_record(result.photo.image, result.error, result.photo.caption, result.seconds)
-                    continue
-                result.photo.pixels = None  # free the network input before writing
-                writes.append((index, self._threads().submit(self._write, result, too_long)))
+                records[index] = failure_record(photo.image, result.error, photo.caption, result.seconds)
+                continue
+            photo.photo.pixels = None  # free the network input before writing
+            writes.append((index, self._threads().submit(self._write, photo, result, too_long)))
         for index, future in writes:
             records[index] = future.result()
         for index, row in enumerate(rows):
@@ -237,25 +238,25 @@ class PhotoConverter:
 
         from .decode import DecodedPhoto
 
+        from ..model.inference import NetworkInput
+
         focal = float(row["exif_focal_mm"])
-        return DecodedPhoto(
-            image=image,
-            caption=caption,
+        network_input = NetworkInput(
+            pixels=torch.from_numpy(np.array(row["pixels"], dtype=np.float32)),  # a writable copy
             size=tuple(int(v) for v in row["photo_size"]),
             network_size=tuple(int(v) for v in row["network_size"]),
-            pixels=torch.from_numpy(np.array(row["pixels"], dtype=np.float32)),  # a writable copy
-            colors=row["colors"] if np.size(row["colors"]) else None,
-            exif_focal_mm=None if math.isnan(focal) else focal,
-            seconds=float(row["decode_seconds"]),
+            exif_focal_35mm=None if math.isnan(focal) else focal,
         )
+        return DecodedPhoto(image=image, caption=caption, photo=network_input,
+                            colors=row["colors"] if np.size(row["colors"]) else None, seconds=float(row["decode_seconds"]))  # fmt: skip
 
-    def _write(self, result, long_captions: dict[str, int]) -> dict[str, Any]:
+    def _write(self, photo, result, long_captions: dict[str, int]) -> dict[str, Any]:
         from .writing import failure_record, write_photo
 
-        image, caption = result.photo.image, result.photo.caption
+        image, caption = photo.image, photo.caption
         start = time.perf_counter()
         try:
-            record = write_photo(result, self.context)
+            record = write_photo(photo, result.depth, self.context, model_seconds=result.seconds)
             if caption.text in long_captions:  # as the local engine records it
                 record["caption_tokens"] = long_captions[caption.text]
             return record

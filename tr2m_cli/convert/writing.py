@@ -19,7 +19,7 @@ from ..io.intrinsics import Intrinsics, resolve_intrinsics
 from ..io.pointcloud import make_point_cloud, write_ply
 from ..io.preview import valid_depth, write_preview
 from ..jobs.summary import now_iso
-from .batching import DepthResult
+from .decode import DecodedPhoto
 from .layout import OutputLayout
 from .options import ConvertOptions
 
@@ -35,6 +35,7 @@ class RunContext:
     model_name: str
     metres_per_unit: float
     tr2m_version: str
+    precision: str  # what the encoders ran in: fp32, fp16 or bf16
     head_sha256: str | None = None
     # Each photo's settings and fingerprint (jobs.fingerprint), by photo key.
     settings: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
@@ -93,10 +94,18 @@ def failure_record(image: InputImage, error: str, caption: Caption | None = None
     }
 
 
-def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics | None = None) -> dict[str, Any]:
-    """Write every requested output of one photo (each atomically) → its manifest record."""
+def write_photo(
+    photo: DecodedPhoto,
+    depth: np.ndarray,
+    context: RunContext,
+    intrinsics: Intrinsics | None = None,
+    *,
+    model_seconds: float = 0.0,
+) -> dict[str, Any]:
+    """Write every requested output of one photo (`depth`: float32 metres at its size), each
+    atomically → its manifest record."""
     start = time.perf_counter()
-    photo, depth, options = result.photo, result.depth, context.options
+    options = context.options
     check_depth(depth, photo.image.key)
     height, width = photo.size
     intrinsics = intrinsics or resolve_intrinsics(height, width, options.camera, photo.exif_focal_mm)
@@ -106,6 +115,7 @@ def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics
         **caption_fields(photo.caption),
         "size": [height, width],
         "network_size": list(photo.network_size),
+        "precision": context.precision,
         "unit": DEPTH_UNIT,
         "depth_m": depth_statistics(depth),
         "intrinsics": {k: round(getattr(intrinsics, k), 4) for k in ("fx", "fy", "cx", "cy")}
@@ -125,6 +135,7 @@ def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics
         "input": photo.image.key,
         "size": [height, width],
         "network_size": list(photo.network_size),
+        "precision": context.precision,
         "intrinsics": intrinsics.to_json(),
         "tr2m_version": context.tr2m_version,
         **made_by,
@@ -160,6 +171,6 @@ def write_photo(result: DepthResult, context: RunContext, intrinsics: Intrinsics
     )
     record["outputs"] = {kind: context.layout.relative(path) for kind, path in paths.items()}
     seconds = time.perf_counter() - start
-    record["seconds"] = round(photo.seconds + result.seconds + seconds, 4)
+    record["seconds"] = round(photo.seconds + model_seconds + seconds, 4)
     record["finished"] = now_iso()
     return record

@@ -189,6 +189,8 @@ def describe_model(model, folder: str | Path | None = None) -> dict[str, Any]:
     """Which weights produced the numbers: name, folder, head checksum, encoders, units."""
     from dataclasses import asdict
 
+    from ..runtime import precision_name
+
     spec = model.spec
     info: dict[str, Any] = {
         "name": spec.name,
@@ -197,7 +199,7 @@ def describe_model(model, folder: str | Path | None = None) -> dict[str, Any]:
         "encoders": asdict(spec.encoders),
         "provenance": dict(spec.provenance),
         "device": str(model.device),
-        "precision": str(model.precision).replace("torch.", ""),
+        "precision": precision_name(model.precision),  # fp32 reproduces the paper's tables
     }
     if folder is not None:
         from ..weights.download import sha256_of

@@ -253,24 +253,39 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
     }
 
 
+def _pixels_are_the_photo(protocol: EvalProtocol) -> bool:
+    """Whether `prepare_sample`'s pixels are exactly its 8-bit image / 255 (no float resize, no
+    undoing of the normalisation)."""
+    resized_as_tensor = protocol.image_resize is not None and protocol.image_resize_on == "tensor"
+    return protocol.normalize and not resized_as_tensor
+
+
 PER_FRAME_NOTES = ("depth_encoding",)
 """Sample extras that record a choice made per frame; kept in per_image.csv and results.json."""
 
 
 class _Prepared:
-    """The dataset seen through `prepare_sample`, indexable so a DataLoader's workers can run it.
+    """The dataset seen through `prepare_sample` and the inference core's network input (made
+    here, in the data-loading workers), indexable so a DataLoader's workers can run it.
     A sample that cannot be read or prepared becomes a failure record (its key and why), so one
     bad file never stops the others, in a worker process or not."""
 
-    def __init__(self, dataset, protocol: EvalProtocol, caption_line: int) -> None:
-        self.dataset, self.protocol, self.caption_line = dataset, protocol, caption_line
+    def __init__(self, dataset, protocol: EvalProtocol, caption_line: int, policy) -> None:
+        self.dataset, self.protocol, self.caption_line, self.policy = dataset, protocol, caption_line, policy
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        from ..model.inference import prepare_photo
+
         try:
             item = prepare_sample(self.dataset[index], self.protocol, self.caption_line)
+            # The network input as every path makes it (normalise, then bilinear align_corners=True
+            # to the protocol's size): the reference's input exactly. From the 8-bit photo when the
+            # pixels are just that photo, so a huge one is reduced as `predict` reduces it.
+            pixels = item.pop("pixels")
+            item["photo"] = prepare_photo(item["image"] if _pixels_are_the_photo(self.protocol) else pixels, self.policy)
         except Exception as exc:  # noqa: BLE001 - any reader's failure is this sample's, reported
             return {"index": index, "key": _key_of(self.dataset, index), "error": _describe(exc)}
         item["index"] = index
@@ -309,39 +324,21 @@ def _as_is(item):
 # -- the model side ----------------------------------------------------------------------------
 
 
-class _TextCache:
-    """Caption → embedding across batches (C3VD has 8 captions for thousands of frames)."""
+def network_size_policy(model, protocol: EvalProtocol):
+    """The protocol's fixed input size, or the model's aspect-keeping policy."""
+    from ..model.preprocess import SizePolicy
 
-    def __init__(self, model) -> None:
-        self.model, self.cache = model, {}
-
-    def __call__(self, captions: list[str]) -> "torch.Tensor":
-        import torch
-
-        new = [c for c in dict.fromkeys(captions) if c not in self.cache]
-        if new:
-            for caption, embed in zip(new, self.model.encode_text(new)):
-                self.cache[caption] = embed
-        return torch.stack([self.cache[c] for c in captions])
-
-
-def _predict(model, batch: list[dict], size: tuple[int, int], text: "torch.Tensor", flip_tta: bool) -> "torch.Tensor":
-    import torch
-
-    from ..model.preprocess import normalize_and_resize
-
-    pixels = torch.cat([normalize_and_resize(item["pixels"][None].to(model.device), size) for item in batch])
-    depth = model(pixels, text).metric_depth.float()
-    if flip_tta:
-        flipped = model(pixels.flip(-1), text).metric_depth.float().flip(-1)
-        depth = 0.5 * (depth + flipped)
-    return depth
-
-
-def _network_size(model, protocol: EvalProtocol, pixels) -> tuple[int, int]:
     if protocol.input_size is not None:
-        return tuple(protocol.input_size)
-    return model.size_policy.network_size(int(pixels.shape[-2]), int(pixels.shape[-1]))
+        return SizePolicy.fixed(*protocol.input_size)
+    return model.size_policy
+
+
+def _output_size(item: dict) -> tuple[int, int]:
+    """The prediction is resized to the ground truth, or to the benchmark window inside it."""
+    window = item["window"]
+    if window is None:
+        return tuple(item["depth"].shape)
+    return (window[0].stop - window[0].start, window[1].stop - window[1].start)
 
 
 def evaluate_dataset(
@@ -372,9 +369,7 @@ def evaluate_dataset(
     reason; the others are scored. `on_start` receives the result before the first image: its rows
     grow as images finish, so a caller still holds the finished work if the run is interrupted.
     """
-    import torch
-
-    from ..model.preprocess import resize_to
+    from ..model.inference import DepthPredictor, DepthRequest
 
     protocol = protocol or dataset.protocol
     if batch_size < 1:
@@ -398,51 +393,47 @@ def evaluate_dataset(
     if on_start is not None:
         on_start(result)
     rows = result.rows
-    factor = model.spec.metres_per_output_unit(protocol.domain)
-    text_cache = _TextCache(model)
+    # The inference core batches by network size, caches captions, halves batches on
+    # out-of-memory, resizes to the ground truth and converts to metres; crops, ranges and the
+    # flip-TTA choice are this protocol's.
+    policy = network_size_policy(model, protocol)
+    predictor = DepthPredictor(model, batch_size=batch_size, size=policy, domain=protocol.domain, flip_tta=flip_tta)
     started = time.perf_counter()
     modes = {module: module.training for module in model.modules()}
     model.eval()
     bar = _progress_bar(len(subset), dataset.name, progress)
 
-    def flush(batch: list[dict], size: tuple[int, int]) -> None:
-        text = text_cache([item["caption"] for item in batch])
-        depth = _predict(model, batch, size, text, flip_tta)
-        for row, item in enumerate(batch):
-            window = item["window"]
-            target = item["depth"].shape if window is None else (window[0].stop - window[0].start, window[1].stop - window[1].start)
-            pred = (resize_to(depth[row : row + 1], target)[0] * factor).cpu().numpy().astype(np.float32)
-            nonfinite = int(np.count_nonzero(~np.isfinite(pred)))
-            if window is not None:  # outside the benchmark window there is no prediction
-                canvas = np.full(item["depth"].shape, np.nan, dtype=np.float32)
-                canvas[window] = pred
-                pred = canvas
-            try:
-                scored = _score(item, pred, protocol, nonfinite)
-            except Exception as exc:  # noqa: BLE001 - e.g. a ground truth of another size: this image's
-                rows.append(ImageResult.failure(item["key"], _describe(exc), item["index"], item["caption"]))
+    def requests() -> Iterator[DepthRequest]:
+        for item in _iterate(_Prepared(subset, protocol, caption_line, policy), num_workers):
+            if "error" in item:
+                rows.append(ImageResult.failure(item["key"], item["error"], item["index"]))
+                bar.update(1)
                 continue
-            rows.append(scored)
-            _save_outputs(item, pred, protocol, item["index"], predictions_dir, previews_dir, preview_every)
-        bar.update(len(batch))
+            yield DepthRequest(item["photo"], item["caption"], _output_size(item), tag=item, name=f"{dataset.name} '{item['key']}'")
+
+    def score(item: dict, pred: np.ndarray) -> None:
+        nonfinite = int(np.count_nonzero(~np.isfinite(pred)))
+        window = item["window"]
+        if window is not None:  # outside the benchmark window there is no prediction
+            canvas = np.full(item["depth"].shape, np.nan, dtype=np.float32)
+            canvas[window] = pred
+            pred = canvas
+        try:
+            scored = _score(item, pred, protocol, nonfinite)
+        except Exception as exc:  # noqa: BLE001 - e.g. a ground truth of another size: this image's
+            rows.append(ImageResult.failure(item["key"], _describe(exc), item["index"], item["caption"]))
+            return
+        rows.append(scored)
+        _save_outputs(item, pred, protocol, item["index"], predictions_dir, previews_dir, preview_every)
 
     try:
-        with torch.inference_mode():
-            batch: list[dict] = []
-            size = None
-            for item in _iterate(_Prepared(subset, protocol, caption_line), num_workers):
-                if "error" in item:
-                    rows.append(ImageResult.failure(item["key"], item["error"], item["index"]))
-                    bar.update(1)
-                    continue
-                item_size = _network_size(model, protocol, item["pixels"])
-                if batch and (item_size != size or len(batch) >= batch_size):
-                    flush(batch, size)
-                    batch = []
-                batch.append(item)
-                size = item_size
-            if batch:
-                flush(batch, size)
+        for done in predictor.stream(requests()):
+            item = done.request.tag
+            if done.prediction is None:  # the model failed on it (even alone, if out of memory)
+                rows.append(ImageResult.failure(item["key"], done.error, item["index"], item["caption"]))
+            else:
+                score(item, done.depth)
+            bar.update(1)
     except BaseException:
         result.interrupted = True
         raise

@@ -1,12 +1,17 @@
-"""The TR2M model: frozen encoders, the trainable scale/shift head, and loading."""
+"""The TR2M model: frozen encoders, the trainable scale/shift head, and the inference core.
+
+Loading from names, folders and the hub is `tr2m_cli.weights` (`tr2m_cli.load_model`)."""
 
 from .config import EncoderSources, HeadConfig, ModelSpec
 from .head import ScaleShiftHead, metric_from_relative
-from .load import load_model
-from .preprocess import SizePolicy, prepare_image
-from .tr2m import TR2M, Prediction, Tr2mOutput
+from .inference import DepthPredictor, DepthRequest, DepthResult, Prediction, prepare_image, prepare_photo
+from .preprocess import SizePolicy
+from .tr2m import TR2M, Tr2mOutput
 
 __all__ = [
+    "DepthPredictor",
+    "DepthRequest",
+    "DepthResult",
     "EncoderSources",
     "HeadConfig",
     "ModelSpec",
@@ -15,7 +20,7 @@ __all__ = [
     "SizePolicy",
     "TR2M",
     "Tr2mOutput",
-    "load_model",
     "metric_from_relative",
     "prepare_image",
+    "prepare_photo",
 ]

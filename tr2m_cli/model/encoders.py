@@ -1,4 +1,4 @@
-"""The three frozen encoders, loaded with transformers from a Hugging Face id or a local folder.
+"""The three frozen encoders, wrapped so they compute what the authors' pipeline computes.
 
 | role            | default id                          | what TR2M uses                                   |
 |-----------------|-------------------------------------|--------------------------------------------------|
@@ -8,98 +8,103 @@
 
 Frozen means: no parameter requires a gradient, the modules stay in eval mode, and their forward
 passes never build an autograd graph, even while the head trains.
+
+The Hugging Face ports hold the authors' weights but compute two things differently from the code
+the released head was trained with (spec §2); the wrappers put the reference computation back:
+
+- **Position embeddings.** The reference DINOv2 (torch.hub, and the copy inside Depth Anything
+  v1) resizes its N×N position grid bicubically by `scale_factor=((h/14 + 0.1)/N, (w/14 + 0.1)/N)`;
+  transformers' `Dinov2Embeddings` asks for the output *size* instead, which samples the grid at
+  other places at every input size but the stored one. `use_reference_position_embeddings`
+  patches the embeddings modules of the models we load (never the transformers class).
+  DINOv2 *with registers* is left alone: its reference (`dinov2_vit*14_reg`) uses the size and
+  antialiasing, which is what transformers does.
+- **Caption cleaning.** OpenAI's tokenizer runs ftfy, unescapes HTML twice and collapses
+  whitespace before BPE; transformers' CLIPTokenizer does not (`clean_for_clip`).
+
+Loading from hub ids or folders lives in `tr2m_cli.weights.load`; this module only builds modules.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from pathlib import Path
-from typing import Iterator, Sequence
+import html
+import math
+import re
+import types
+from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-
-from ..errors import WeightsError
-from .config import PATCH_SIZE
 
 DEFAULT_IMAGE_ENCODER = "facebook/dinov2-large"
 DEFAULT_TEXT_ENCODER = "openai/clip-vit-large-patch14"
 DEFAULT_DEPTH_MODEL = "LiheYoung/depth-anything-small-hf"
 CLIP_CONTEXT_LENGTH = 77
 
-
-def is_offline() -> bool:
-    """Offline when the user says so, through Hugging Face's variable or ours."""
-    truthy = {"1", "true", "yes", "on"}
-    return any(os.environ.get(v, "").strip().lower() in truthy for v in ("HF_HUB_OFFLINE", "TR2M_OFFLINE"))
-
-
-def resolve_source(source: str | Path, base_dir: str | Path | None = None) -> str:
-    """A local folder (absolute, or relative to `base_dir` — a model folder — or to the working
-    directory) becomes an absolute path; anything else is taken for a Hugging Face id."""
-    text = str(source)
-    candidates = []
-    if base_dir is not None and not Path(text).is_absolute():
-        candidates.append(Path(base_dir) / text)
-    candidates.append(Path(text).expanduser())
-    for candidate in candidates:
-        if candidate.is_dir():
-            return str(candidate.resolve())
-    if text.startswith((".", "/", "~")) or text.endswith(("/", os.sep)):
-        raise WeightsError(f"{text}: no such folder")
-    return text
+# The reference adds 0.1 patch to the target grid before turning it into a scale factor (DINO's
+# old guard against floating-point error in the output size); the sampling positions follow it.
+POSITION_GRID_OFFSET = 0.1
+_WHITESPACE = re.compile(r"\s+")
 
 
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports and progress bars for the duration of a load; the
-    user's own logging settings are restored afterwards."""
-    from transformers.utils import logging as hf_logging
+def clean_for_clip(caption: str) -> str:
+    """A caption as OpenAI's CLIP tokenizer sees it before BPE: text repaired by ftfy (curly quotes
+    straightened, ligatures split, full-width letters narrowed, mojibake undone), HTML entities
+    unescaped twice (`&amp;amp;` → `&`), runs of whitespace made one space, ends stripped.
+    Lower-casing is left to the tokenizer, which does it too."""
+    import ftfy
 
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
+    text = html.unescape(html.unescape(ftfy.fix_text(str(caption)))).strip()
+    return _WHITESPACE.sub(" ", text).strip()
 
 
-DOWNLOAD_ADVICE = (
-    "run `tr2m weights download MODEL` on a connected machine and copy its cache (HF_HOME), "
-    "or pass a local folder saved with save_pretrained"
-)
+def clip_token_ids(tokenizer, captions: Sequence[str]) -> list[list[int]]:
+    """Each caption's token ids as CLIP reads them: cleaned (`clean_for_clip`), start and end
+    tokens included, not truncated (the text encoder reads the first 77)."""
+    encoded = tokenizer([clean_for_clip(c) for c in captions], truncation=False, padding=False)
+    return [list(ids) for ids in encoded["input_ids"]]
 
 
-def _load_failure(role: str, source: str, exc: BaseException, advice: str = DOWNLOAD_ADVICE) -> WeightsError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if Path(source).is_dir():
-        return WeightsError(f"{role} folder {source}: cannot be loaded: {first}")
-    from huggingface_hub import constants
-
-    if is_offline():
-        return WeightsError(
-            f"{role} '{source}' is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-            f"HF_HUB_OFFLINE/TR2M_OFFLINE is set: {advice}"
-        )
-    return WeightsError(
-        f"{role} '{source}' is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and could "
-        f"not be fetched ({first}): {advice}"
+def reference_position_embeddings(embeddings: nn.Module, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """DINOv2's position embeddings for a `height`×`width` input, computed as the reference
+    DINOv2 computes them. Bound to an embeddings module as its `interpolate_pos_encoding`."""
+    stored = embeddings.position_embeddings
+    patches = tokens.shape[1] - 1
+    positions = stored.shape[1] - 1
+    if patches == positions and height == width:
+        return stored
+    side = math.isqrt(positions)
+    if side * side != positions:
+        raise ValueError(f"position grid of {positions} entries is not square")
+    patch_height, patch_width = embeddings.patch_embeddings.patch_size
+    rows, cols = height // patch_height, width // patch_width
+    dim = tokens.shape[-1]
+    table = stored.float()  # bicubic in half precision would move the embeddings
+    grid = table[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    grid = F.interpolate(
+        grid,
+        scale_factor=((rows + POSITION_GRID_OFFSET) / side, (cols + POSITION_GRID_OFFSET) / side),
+        mode="bicubic",
+        align_corners=False,
     )
+    if tuple(grid.shape[-2:]) != (rows, cols):
+        raise ValueError(f"position grid resized to {tuple(grid.shape[-2:])}, expected {(rows, cols)}")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, rows * cols, dim)
+    return torch.cat((table[:, :1], grid), dim=1).to(tokens.dtype)
 
 
-def _from_pretrained(role: str, source: str, loader, *, advice: str = DOWNLOAD_ADVICE, **kwargs):
-    """`loader(source)` (a transformers `from_pretrained`) with the offline rules, its failures
-    turned into one line that says what is missing and `advice` on how to get it."""
-    with quiet_transformers():
-        try:
-            return loader(source, local_files_only=is_offline() or Path(source).is_dir(), **kwargs)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise _load_failure(role, source, exc, advice) from None
+def use_reference_position_embeddings(model: nn.Module) -> int:
+    """Make every plain DINOv2 embeddings module inside `model` (this instance only) interpolate
+    its position grid as the reference does. Returns how many modules were patched."""
+    from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
+
+    patched = 0
+    for module in model.modules():
+        if type(module) is Dinov2Embeddings:  # exact type: the registers variant keeps its own
+            module.interpolate_pos_encoding = types.MethodType(reference_position_embeddings, module)
+            patched += 1
+    return patched
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -123,6 +128,7 @@ class ImageEncoder(FrozenModule):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = freeze(model)
+        use_reference_position_embeddings(model)
         self.skip_tokens = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)
         self.patch_size = int(model.config.patch_size)
 
@@ -138,7 +144,8 @@ class ImageEncoder(FrozenModule):
 
 
 class TextEncoder(FrozenModule):
-    """CLIP text tower: the projected end-of-text embedding, 77 tokens, truncating longer text."""
+    """CLIP text tower: the projected end-of-text embedding, 77 tokens, truncating longer text.
+    Captions are cleaned as OpenAI's tokenizer cleans them (`clean_for_clip`) before tokenising."""
 
     def __init__(self, model: nn.Module, tokenizer) -> None:
         super().__init__()
@@ -150,15 +157,19 @@ class TextEncoder(FrozenModule):
     def channels(self) -> int:
         return int(self.model.config.projection_dim)
 
+    def token_ids(self, captions: Sequence[str]) -> list[list[int]]:
+        """The token ids of each cleaned caption, start and end included, not truncated."""
+        return clip_token_ids(self.tokenizer, captions)
+
     def token_counts(self, captions: Sequence[str]) -> list[int]:
-        """Tokens each caption needs, start and end included: above 77 the text is truncated."""
-        encoded = self.tokenizer(list(captions), truncation=False, padding=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        """Tokens each caption needs once cleaned, start and end included: above 77 the text
+        encoder reads only the first 77."""
+        return [len(ids) for ids in self.token_ids(captions)]
 
     @torch.no_grad()
     def forward(self, captions: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenizer(
-            list(captions),
+            [clean_for_clip(c) for c in captions],
             padding="max_length",
             max_length=self.max_length,
             truncation=True,
@@ -170,11 +181,13 @@ class TextEncoder(FrozenModule):
 
 
 class RelativeDepthModel(FrozenModule):
-    """Depth Anything: `predicted_depth`, a relative inverse depth (≥ 0, larger is nearer)."""
+    """Depth Anything: `predicted_depth`, a relative inverse depth (≥ 0, larger is nearer). Its
+    DINOv2 backbone interpolates position embeddings as the reference's copy of DINOv2 does."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = freeze(model)
+        use_reference_position_embeddings(model)
 
     @torch.no_grad()
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -184,48 +197,3 @@ class RelativeDepthModel(FrozenModule):
         return depth
 
 
-def _check_type(role: str, source: str, config, allowed: tuple[str, ...]) -> None:
-    if config.model_type not in allowed:
-        raise WeightsError(
-            f"{role} '{source}' is a {config.model_type!r} model; TR2M needs one of: {', '.join(allowed)}"
-        )
-
-
-def load_image_encoder(source: str | Path, base_dir: str | Path | None = None) -> ImageEncoder:
-    from transformers import AutoConfig, AutoModel
-
-    source = resolve_source(source, base_dir)
-    config = _from_pretrained("image encoder", source, AutoConfig.from_pretrained)
-    _check_type("image encoder", source, config, ("dinov2", "dinov2_with_registers"))
-    if int(config.patch_size) != PATCH_SIZE:
-        raise WeightsError(f"image encoder '{source}' uses {config.patch_size}-pixel patches; TR2M needs {PATCH_SIZE}")
-    model = _from_pretrained("image encoder", source, AutoModel.from_pretrained, config=config)
-    return ImageEncoder(model)
-
-
-def load_text_encoder(source: str | Path, base_dir: str | Path | None = None) -> TextEncoder:
-    from transformers import AutoConfig, AutoTokenizer, CLIPTextModelWithProjection
-
-    source = resolve_source(source, base_dir)
-    config = _from_pretrained("text encoder", source, AutoConfig.from_pretrained)
-    _check_type("text encoder", source, config, ("clip", "clip_text_model"))
-    if config.model_type == "clip":
-        # A full CLIP checkpoint (as openai/clip-vit-large-patch14 is): take its text tower, whose
-        # projection width is recorded on the outer config.
-        projection_dim = config.projection_dim
-        config = config.text_config
-        config.projection_dim = projection_dim
-    model = _from_pretrained("text encoder", source, CLIPTextModelWithProjection.from_pretrained, config=config)
-    tokenizer = _from_pretrained("text tokenizer", source, AutoTokenizer.from_pretrained)
-    return TextEncoder(model, tokenizer)
-
-
-def load_depth_model(source: str | Path, base_dir: str | Path | None = None) -> RelativeDepthModel:
-    from transformers import AutoConfig, AutoModelForDepthEstimation
-
-    source = resolve_source(source, base_dir)
-    config = _from_pretrained("relative depth model", source, AutoConfig.from_pretrained)
-    model = _from_pretrained(
-        "relative depth model", source, AutoModelForDepthEstimation.from_pretrained, config=config
-    )
-    return RelativeDepthModel(model)

@@ -1,4 +1,4 @@
-"""Turning photos into network inputs (spec §2).
+"""The pieces of a network input (spec §2); `inference.prepare_photo` puts them together.
 
 All three frozen encoders see one tensor: RGB in [0, 1], ImageNet-normalised, resized bilinearly
 with align_corners=True to a size whose sides are multiples of 14. Two size policies:
@@ -64,6 +64,18 @@ class SizePolicy:
         return f"aspect-keeping, ~{self.token_budget} patch tokens"
 
 
+def as_size_policy(size: SizePolicy | int | tuple[int, int] | None, default: SizePolicy) -> SizePolicy:
+    """None → `default`; an int → a token budget; (H, W) → a fixed network size."""
+    if size is None:
+        return default
+    if isinstance(size, SizePolicy):
+        return size
+    if isinstance(size, int):
+        return SizePolicy(token_budget=size)
+    height, width = size
+    return SizePolicy.fixed(height, width)
+
+
 def load_image_any(image: ImageLike) -> np.ndarray | torch.Tensor:
     """Paths and PIL images become HxWx3 uint8 arrays; arrays and tensors pass through."""
     if isinstance(image, (str, Path)):
@@ -103,7 +115,10 @@ def to_float_tensor(image: ImageLike) -> torch.Tensor:
         scale = 1.0
     else:
         raise InputError(f"image array of dtype {array.dtype}: expected uint8, uint16 or float")
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float()
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # torch wants to own a writable array (PIL's are read-only)
+        array = array.copy()
+    tensor = torch.from_numpy(array).permute(2, 0, 1).float()
     return tensor / scale if scale != 1.0 else tensor
 
 
@@ -118,19 +133,6 @@ def normalize_and_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.T
     if tuple(images.shape[-2:]) != tuple(size):
         images = F.interpolate(images, size=size, mode="bilinear", align_corners=True)
     return images
-
-
-def prepare_image(
-    image: ImageLike, policy: SizePolicy | None = None, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, tuple[int, int]]:
-    """One photo → (network input [1, 3, h, w], original (H, W))."""
-    policy = policy or SizePolicy()
-    tensor = to_float_tensor(image).to(device)
-    height, width = tensor.shape[-2:]
-    if height < 1 or width < 1:
-        raise InputError(f"image of size {height}x{width} is empty")
-    size = policy.network_size(int(height), int(width))
-    return normalize_and_resize(tensor[None], size), (int(height), int(width))
 
 
 def resize_to(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

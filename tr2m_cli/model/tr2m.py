@@ -14,7 +14,8 @@ from ..errors import InputError, WeightsError
 from .config import ModelSpec
 from .encoders import ImageEncoder, RelativeDepthModel, TextEncoder
 from .head import ScaleShiftHead, metric_from_relative
-from .preprocess import ImageLike, SizePolicy, normalize_and_resize, resize_to, to_float_tensor
+from .inference import DepthPredictor, Prediction, encoder_outputs
+from .preprocess import ImageLike, SizePolicy
 
 
 @dataclass
@@ -26,28 +27,6 @@ class Tr2mOutput:
     scale_map: torch.Tensor  # A > 0
     shift_map: torch.Tensor  # B > 0
     fused_features: torch.Tensor  # [B, C, h, w]
-
-
-@dataclass
-class Prediction:
-    """One photo's result at its original size, as float32 numpy arrays."""
-
-    depth: np.ndarray  # metres
-    relative_depth: np.ndarray
-    scale_map: np.ndarray
-    shift_map: np.ndarray
-
-
-def as_size_policy(size: SizePolicy | int | tuple[int, int] | None, default: SizePolicy) -> SizePolicy:
-    """None → the model's default; an int → a token budget; (H, W) → a fixed network size."""
-    if size is None:
-        return default
-    if isinstance(size, SizePolicy):
-        return size
-    if isinstance(size, int):
-        return SizePolicy(token_budget=size)
-    height, width = size
-    return SizePolicy.fixed(height, width)
 
 
 class TR2M(nn.Module):
@@ -145,9 +124,8 @@ class TR2M(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, text_embeds: torch.Tensor) -> Tr2mOutput:
         """pixel_values: ImageNet-normalised [B, 3, H, W], H and W multiples of 14."""
-        image_tokens, grid = self.encode_image(pixel_values)
-        relative_depth = self.estimate_relative_depth(pixel_values)
-        return self.decode(image_tokens, grid, relative_depth, text_embeds)
+        encoded = encoder_outputs(self, pixel_values)
+        return self.decode(encoded.image_tokens, encoded.grid, encoded.relative_depth, text_embeds)
 
     # -- prediction on photos -----------------------------------------------------------------
 
@@ -162,7 +140,8 @@ class TR2M(nn.Module):
         return_maps: bool = False,
     ) -> np.ndarray | Prediction:
         """One photo (path, PIL image, HxWx3 array or [3, H, W] tensor) and its caption → metric
-        depth in metres as float32 [H, W] at the photo's own size.
+        depth in metres as float32 [H, W] at the photo's own size. Photos four or more times the
+        network size are reduced before the network resize (`model.inference`), as by every path.
 
         `size`: a token budget, a fixed (H, W) network size, or a SizePolicy. `domain`: say
         "surgical" for colonoscopy scenes so models trained in millimetres there answer in metres.
@@ -180,43 +159,15 @@ class TR2M(nn.Module):
         domain: str | None = None,
         return_maps: bool = False,
     ) -> list[np.ndarray] | list[Prediction]:
-        """Many photos, one caption each. Photos that share a network size run together, so
-        mixed sizes still batch; each caption is encoded once."""
+        """Many photos, one caption each, through the inference core (`model.inference`):
+        photos that share a network size run together, so mixed sizes still batch; each caption
+        is encoded once; photos are read as batches need them; a batch that runs out of memory is
+        halved. `predict`, `predict_batch`, `tr2m convert` and `tr2m eval` give one photo the same
+        depth."""
         if isinstance(captions, str):
             raise InputError("captions must be a list with one caption per image, not one string")
         if len(images) != len(captions):
             raise InputError(f"{len(images)} images but {len(captions)} captions: give one caption per image")
-        if batch_size < 1:
-            raise InputError(f"batch size {batch_size}: must be at least 1")
-        policy = as_size_policy(size, self.size_policy)
-        factor = self.spec.metres_per_output_unit(domain)
-        tensors = [to_float_tensor(image) for image in images]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, tensor in enumerate(tensors):
-            groups.setdefault(policy.network_size(*tensor.shape[-2:]), []).append(i)
-        text = self.encode_text(captions)
-        results: list = [None] * len(tensors)
-        for network_size, members in groups.items():
-            for start in range(0, len(members), batch_size):
-                chunk = members[start : start + batch_size]
-                pixels = torch.cat(
-                    [normalize_and_resize(tensors[i][None].to(self.device), network_size) for i in chunk]
-                )
-                out = self(pixels, text[chunk])
-                for row, i in enumerate(chunk):
-                    original = tuple(tensors[i].shape[-2:])
-                    depth = resize_to(out.metric_depth[row : row + 1], original)[0] * factor
-                    if not return_maps:
-                        results[i] = depth.cpu().numpy().astype(np.float32)
-                        continue
-                    results[i] = Prediction(
-                        depth=depth.cpu().numpy().astype(np.float32),
-                        **{
-                            name: resize_to(getattr(out, name)[row : row + 1], original)[0]
-                            .cpu()
-                            .numpy()
-                            .astype(np.float32)
-                            for name in ("relative_depth", "scale_map", "shift_map")
-                        },
-                    )
-        return results
+        predictor = DepthPredictor(self, batch_size=batch_size, size=size, domain=domain, return_maps=return_maps)
+        predictions = predictor.predict(images, captions)
+        return predictions if return_maps else [p.depth for p in predictions]

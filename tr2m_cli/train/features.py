@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,17 +29,10 @@ import torch
 from ..errors import OutputError
 from ..io.atomic import atomic_path, write_json
 from ..model.config import PATCH_SIZE
+from ..model.inference import EncoderOutputs, encoder_outputs
 
 CACHE_FORMAT = "tr2m-feature-cache"
-CACHE_VERSION = 1
-
-
-@dataclass
-class EncoderOutputs:
-    image_tokens: torch.Tensor  # [B, h·w, C] in the encoder's precision
-    grid: tuple[int, int]
-    relative_depth: torch.Tensor  # [B, H, W] float32
-    text_embeds: torch.Tensor  # [B, T] float32
+CACHE_VERSION = 2  # 2: reference position embeddings and caption cleaning changed the features
 
 
 class FeatureCache:
@@ -115,28 +107,23 @@ class FeatureCache:
 def encode_batch(
     model, pixels: torch.Tensor, batch: dict[str, Any], cache: FeatureCache | None, source
 ) -> EncoderOutputs:
-    """Run the frozen encoders on a batch (normalised pixels at network size), or take what the
-    loader found in the cache and compute only the misses (storing them)."""
+    """Run the frozen encoders on a batch (normalised pixels at network size) through the
+    inference core's `encoder_outputs`, or take what the loader found in the cache and compute
+    only the misses (storing them)."""
     grid = (pixels.shape[-2] // PATCH_SIZE, pixels.shape[-1] // PATCH_SIZE)
     if cache is None:
-        tokens, grid = model.encode_image(pixels)
-        return EncoderOutputs(
-            image_tokens=tokens,
-            grid=grid,
-            relative_depth=model.estimate_relative_depth(pixels),
-            text_embeds=model.encode_text(batch["caption"]),
-        )
+        return encoder_outputs(model, pixels, batch["caption"])
     entries: list[dict[str, torch.Tensor] | None] = list(batch["features"])
     missing = [i for i, entry in enumerate(entries) if entry is None]
     if missing:
         image_dtype = next(model.image_encoder.parameters()).dtype
         text_dtype = next(model.text_encoder.parameters()).dtype
-        tokens, _ = model.encode_image(pixels[missing])
-        relative = model.estimate_relative_depth(pixels[missing]).to(image_dtype)
+        computed = encoder_outputs(model, pixels[missing])
+        relative = computed.relative_depth.to(image_dtype)
         for row, i in enumerate(missing):
             captions = batch["captions"][i]
             entry = {
-                "image_tokens": tokens[row],
+                "image_tokens": computed.image_tokens[row],
                 "relative_depth": relative[row],
                 "text_embeds": model.encode_text(captions).to(text_dtype),
             }

@@ -257,9 +257,9 @@ class _Trainer:
     def _load_model(self):
         """Load on rank 0 first, then on each node's local rank 0, then on the rest: weights are
         fetched once per cache, never by every process (distributed.node_leaders_first)."""
-        from ..model.encoders import resolve_source
-        from ..model.load import load_model
         from ..weights.folder import read_model_folder
+        from ..weights.hub import resolve_source
+        from ..weights.load import load_model
         from ..weights.resolve import resolve_model
 
         model = distributed.node_leaders_first(

@@ -12,16 +12,14 @@ import urllib.parse
 from pathlib import Path
 
 from ..errors import WeightsError
-from ..model.encoders import is_offline, resolve_source
-from .cache import downloads_root, models_root
 from ..io.locks import FileLock
+from .cache import downloads_root, models_root
 from .download import download_file
 from .folder import import_head, is_model_folder, read_model_folder
+from .hub import fetch_snapshot, is_offline, resolve_source
 from .registry import ModelEntry, load_registry
 
 DEFAULT_MODEL = "tr2m-official"
-# Only what transformers needs to build the encoders: no TensorFlow/Flax/ONNX copies of the weights.
-ENCODER_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
 
 
 def cached_model_folder(name: str) -> Path:
@@ -130,23 +128,3 @@ def fetch_encoders(folder: str | Path, *, progress: bool = True) -> list[str]:
         fetch_snapshot(role, resolved, progress=progress)
         fetched.append(resolved)
     return fetched
-
-
-def fetch_snapshot(role: str, repo_id: str, *, progress: bool = True, patterns: list[str] | None = None) -> str:
-    """Download a Hugging Face repository (only the files transformers loads) into the HF cache;
-    returns its local folder. Any failure is one WeightsError naming `role` and the id."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
-
-    if is_offline():
-        raise WeightsError(f"{role} '{repo_id}': cannot download while HF_HUB_OFFLINE/TR2M_OFFLINE is set")
-    if not progress:
-        disable_progress_bars()
-    try:
-        return snapshot_download(repo_id, allow_patterns=patterns or ENCODER_FILE_PATTERNS)
-    except Exception as exc:  # the hub raises many types; all mean "could not fetch"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{role} '{repo_id}': download failed: {first}") from None
-    finally:
-        if not progress:
-            enable_progress_bars()
