@@ -133,7 +133,9 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path, tiny_model_dir):
     "args,message",
     [
         (["{missing}"], "missing.jpg: no such file or folder"),
-        (["{photo}", "--outputs", "tiff,exr"], "--outputs 'tiff,exr': choose from"),
+        (["{photo}", "--outputs", "tiff,stl"], "--outputs 'tiff,stl': choose from"),
+        (["{photo}", "--intrinsics", "{bad_json}"], "bad.json: not valid JSON"),
+        (["{photo}", "--colmap", "{missing}"], "missing.jpg: no such COLMAP model folder"),
         (["{photo}", "--shard", "4/3"], "shard 4/3"),
         (["{photo}", "--size", "100x100"], "multiples of 14"),
         (["{photo}", "--resolution", "300", "--size", "434x560"], "either --resolution or --size"),
@@ -191,3 +193,31 @@ def test_ctrl_c_exits_130_with_advice(tmp_path, tiny_model_dir, monkeypatch):
     result = CliRunner().invoke(cli, ["convert", str(photo), "--caption", "A room.", "--out", str(tmp_path / "out")])
     assert result.exit_code == 130
     assert "interrupted" in result.output and "run the same command again" in result.output
+
+
+def test_three_d_options_and_cameras_from_the_command_line(tmp_path, tiny_model_dir, open3d):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (40, 30), (120, 90, 60)).save(photos / name)
+    (tmp_path / "cams.json").write_text(json.dumps({"a.png": {"K": [[40, 0, 19.5], [0, 40, 14.5], [0, 0, 1]]}}))
+    colmap = tmp_path / "sparse"
+    colmap.mkdir()
+    (colmap / "cameras.txt").write_text("1 PINHOLE 80 60 90 90 40 30\n")
+    (colmap / "images.txt").write_text("1 1 0 0 0 0 0 0 1 b.png\n\n")
+    out = tmp_path / "out"
+    result = run(
+        photos, "--caption", "A wall.", "--model", tiny_model_dir, "--out", out, "--resolution", 100, "--quiet",
+        "--outputs", "ply,mesh,render", "--mesh-format", "ply", "--normals", "--remove-outliers",
+        "--intrinsics", tmp_path / "cams.json", "--colmap", colmap,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = read_manifest(out / "manifest.jsonl")
+    assert records["a.png"]["intrinsics"]["source"] == "intrinsics-file"
+    b = records["b.png"]["intrinsics"]
+    assert (b["source"], b["fx"], b["cx"]) == ("colmap", 45.0, 19.5)  # halved; COLMAP's 40 is our 39.5
+    assert json.loads((out / "summary.json").read_text())["default_camera"] == 0
+    mesh = open3d.io.read_triangle_mesh(str(out / "a.mesh.ply"))
+    assert len(mesh.triangles) > 0 and mesh.has_vertex_colors()
+    assert open3d.io.read_point_cloud(str(out / "a.points.ply")).has_normals()
+    assert (out / "b.render.png").is_file()

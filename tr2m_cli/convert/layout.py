@@ -5,6 +5,9 @@
                              OUT/kitchen/a.points.ply   coloured point cloud (metres)
                              OUT/kitchen/a.depth.npy    float32 metres
                              OUT/kitchen/a.depth16.png  uint16 millimetres
+                             OUT/kitchen/a.depth.exr    float32 metres (OpenEXR)
+                             OUT/kitchen/a.mesh.glb     triangle mesh (metres; .ply/.obj by format)
+                             OUT/kitchen/a.render.png   the cloud seen from beside the camera
                              OUT/kitchen/a.intrinsics.json  the camera used (always written)
 
 Every kind ends in its own two-part suffix, so names never collide between kinds or photos
@@ -17,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from ..io import storage
 from ..io.inputs import InputImage
-from ..io.own_files import OUTPUT_SUFFIXES, is_output_name
+from ..io.own_files import MESH_SUFFIXES, OUTPUT_SUFFIXES, is_output_name
 
 SUFFIXES = OUTPUT_SUFFIXES  # one table for the writer and the walker that must never read them back
 
@@ -25,14 +28,15 @@ SUFFIXES = OUTPUT_SUFFIXES  # one table for the writer and the walker that must 
 class OutputLayout:
     """The same keys under a local folder and under an object-store prefix (io.storage)."""
 
-    def __init__(self, out_dir: str | Path | storage.Url, outputs: tuple[str, ...]) -> None:
+    def __init__(self, out_dir: str | Path | storage.Url, outputs: tuple[str, ...], mesh_format: str = "glb") -> None:
         self.out_dir = out_dir if isinstance(out_dir, storage.Url) else Path(out_dir)
         self.kinds = (*outputs, "intrinsics")
+        self.suffixes = {**SUFFIXES, "mesh": MESH_SUFFIXES[mesh_format]}
 
     def keys(self, image: InputImage) -> dict[str, str]:
         """Each output's posix key relative to the output folder."""
         stem = image.output_stem.as_posix()
-        return {kind: stem + SUFFIXES[kind] for kind in self.kinds}
+        return {kind: stem + self.suffixes[kind] for kind in self.kinds}
 
     def paths(self, image: InputImage) -> dict[str, Path | storage.Url]:
         return {kind: storage.join(self.out_dir, key) for kind, key in self.keys(image).items()}

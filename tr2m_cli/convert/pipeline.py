@@ -11,8 +11,9 @@
 
 The run, in order (the job plumbing is `tr2m_cli.jobs`, shared with `tr2m caption`):
 1. Checks that need no model: inputs exist and hold photos (what is skipped is said), the caption
-   file is well formed and its keys unambiguous, the output folder can be made, an existing
-   manifest is one. Any failure is one InputError / OutputError and nothing is written.
+   file, intrinsics file and COLMAP model are well formed and their keys unambiguous, the extras
+   the outputs need are installed, the output folder can be made, an existing manifest is one.
+   Any failure is one InputError / OutputError / MissingExtraError and nothing is written.
 2. The model is identified (name and head sha256, without loading it) and each photo's settings
    fingerprinted (jobs.fingerprint). Photos whose last record is ok with the same fingerprint
    and whose files exist are skipped (unless `overwrite`); the others are converted, those with
@@ -42,6 +43,7 @@ from typing import Any, Iterator, Sequence
 from ..errors import InputError, OutputError, Tr2mError
 from ..io.captions import Caption, CaptionFallback, CaptionResolver
 from ..io.inputs import InputImage, select_shard
+from ..io.intrinsics import CameraResolver
 from ..io.manifest import ManifestLog, describe_os_error, read_manifest_checked
 from ..io.pointcloud import cloud_stride, grid_shape
 from ..jobs import (
@@ -77,6 +79,7 @@ class ConvertSummary(JobSummary):
     out_dir: Path | None = None
     manifest: Path | None = None
     shard: str | None = None
+    default_camera: int = 0  # photos converted with the default field of view
 
     @property
     def converted(self) -> int:
@@ -93,9 +96,19 @@ class ConvertSummary(JobSummary):
     def summary_target(self) -> str:
         return str(self.manifest if self.manifest is not None else self.out_dir)
 
+    def line(self) -> str:
+        line = super().line()
+        if self.default_camera:  # their 3-D geometry is only as right as a guessed field of view
+            line += (
+                f"; {self.default_camera} used the default field of view (no camera given, no EXIF focal "
+                f"length: --fov, --intrinsics or --colmap)"
+            )
+        return line
+
     def to_json(self) -> dict[str, Any]:
         return {
             **super().to_json(),
+            "default_camera": self.default_camera,
             "out": str(self.out_dir),
             "shard": self.shard,
             "manifest": self.manifest.name if self.manifest is not None else None,
@@ -165,8 +178,11 @@ def long_caption_warning(photos: int, limit: int, key: str, tokens: int) -> str:
     )
 
 
-def photo_settings(model: IdentifiedModel, options: ConvertOptions, image: InputImage, caption: Caption | None) -> dict[str, Any]:
-    """Everything that makes this photo's outputs what they are (see jobs.fingerprint)."""
+def photo_settings(
+    model: IdentifiedModel, options: ConvertOptions, image: InputImage, caption: Caption | None, camera: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything that makes this photo's outputs what they are (see jobs.fingerprint); `camera`:
+    the per-photo camera a file gives it (CameraResolver.describe)."""
     try:
         source = ({"bytes": image.listed[0], "mtime_ns": image.listed[1]} if image.listed is not None
                   else input_file_identity(image.path))  # fmt: skip
@@ -181,8 +197,21 @@ def photo_settings(model: IdentifiedModel, options: ConvertOptions, image: Input
         "domain": options.domain,
         "metres_per_model_unit": model.spec.metres_per_output_unit(options.domain),
         "outputs": options.output_settings(),
+        "camera": camera,
         "input_file": source,
     }
+
+
+def check_extras(options: ConvertOptions) -> None:
+    """The optional packages the requested outputs need, before any work (MissingExtraError)."""
+    from ..extras import import_open3d, import_openexr, require
+
+    if "exr" in options.outputs:
+        import_openexr("--outputs exr")
+    if "ply" in options.outputs and (options.cloud.normals or options.cloud.remove_outliers):
+        import_open3d("--normals" if options.cloud.normals else "--remove-outliers")
+    if "mesh" in options.outputs and options.mesh.target_triangles is not None:
+        require("fast_simplification", "3d", "mesh simplification (--mesh-triangles)")
 
 
 def convert(
@@ -216,10 +245,12 @@ def convert(
 
 
 def _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started) -> ConvertSummary:
-    layout = OutputLayout(out_dir, options.outputs)
+    layout = OutputLayout(out_dir, options.outputs, options.mesh.format)
+    check_extras(options)
     found = discover_photos(inputs, recursive=options.recursive, own_output=out_dir)
     everything = found.images
     resolver = CaptionResolver(options.captions, everything, caption_fallback)
+    cameras = CameraResolver(options.camera, everything)
     images = select_shard(everything, options.shard)
     check_output_folder(out_dir)
     manifest_name, summary_name = manifest_names(options)
@@ -237,7 +268,9 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         return None
 
     captions = resolver.resolve_all(images, reuse=reuse)
-    settings = [photo_settings(identified, options, image, caption) for image, caption in zip(images, captions)]
+    settings = [
+        photo_settings(identified, options, image, caption, cameras.describe(image)) for image, caption in zip(images, captions)
+    ]
     prints = [fingerprint(s) for s in settings]
     todo, skipped, redone = [], 0, {}
     for image, caption, setting, print_ in zip(images, captions, settings, prints):
@@ -278,7 +311,9 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
             raise
         raise OutputError(f"cannot write {summary.manifest}: {describe_os_error(exc)}") from None
     progress.total, progress.initial = len(images), skipped
-    run = _Run(options=options, layout=layout, summary=summary, progress=progress, manifest=manifest, signals=signals)
+    run = _Run(
+        options=options, layout=layout, summary=summary, progress=progress, manifest=manifest, signals=signals, cameras=cameras
+    )
     context_settings = {
         image.key: {"fingerprint": print_, "settings": setting}
         for image, setting, print_ in zip(images, settings, prints)
@@ -299,6 +334,9 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
                 f"no key of {options.captions.caption_file} names any photo here (keys look like "
                 f"{sample!r}, photos like {everything[0].key!r})"
             )
+        for origin, count in cameras.unmatched(everything).items():
+            if count == len(everything):
+                progress.warn(f"no camera in {origin} names any photo here (photos look like {everything[0].key!r})")
         if todo:
             stale = f", {len(redone)} to redo (settings changed)" if redone else ""
             progress.info(
@@ -330,8 +368,9 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
 class _Run:
     """The state of one conversion: pools, buckets, the manifest and the counters."""
 
-    def __init__(self, *, options, layout, summary, progress, manifest, signals) -> None:
+    def __init__(self, *, options, layout, summary, progress, manifest, signals, cameras) -> None:
         self.options: ConvertOptions = options
+        self.cameras: CameraResolver = cameras
         self.layout: OutputLayout = layout
         self.summary: ConvertSummary = summary
         self.progress: Progress = progress
@@ -356,6 +395,7 @@ class _Run:
             if status == "ok":
                 self.summary.done += 1
                 self.summary.redone += key in self.redone
+                self.summary.default_camera += (record.get("intrinsics") or {}).get("source") == "default"
             elif status == "failed":
                 self.summary.fail(key, record.get("error") or "")
                 self.progress.error(record.get("error") or key)
@@ -384,7 +424,7 @@ class _Run:
         )
         self.context = RunContext(
             self.layout, options, tr2m.spec.name, predictor.metres_per_unit, __version__,
-            precision_name(tr2m.precision), settings=settings,
+            precision_name(tr2m.precision), settings=settings, cameras=self.cameras,
         )  # fmt: skip
         work = []
         for image, caption in todo:
@@ -400,7 +440,7 @@ class _Run:
                 work.append((image, caption))
         self._warn_long_captions(tr2m, work)
         cloud_grid = None
-        if "ply" in options.outputs:
+        if options.grid_outputs:
             cloud = options.cloud
             cloud_grid = lambda h, w: grid_shape(h, w, cloud_stride(h, w, cloud))  # noqa: E731
         decode = functools.partial(

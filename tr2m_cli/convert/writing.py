@@ -13,17 +13,15 @@ from ..errors import Tr2mError
 from ..io import storage
 from ..io.atomic import make_folders, write_json
 from ..io.captions import Caption
-from ..io.depth_files import DEPTH_UNIT, write_depth_npy, write_depth_png16, write_depth_tiff
+from ..io.depth_files import DEPTH_QUANTITY, DEPTH_UNIT, write_depth_npy, write_depth_png16
 from ..io.inputs import InputImage
-from ..io.intrinsics import Intrinsics, resolve_intrinsics
-from ..io.pointcloud import make_point_cloud, write_ply
+from ..io.intrinsics import CameraResolver, Intrinsics
 from ..io.preview import valid_depth, write_preview
+from ..io.save import PhotoDepth, save_depth_tiff, save_exr, save_mesh, save_ply, save_render
 from ..jobs.summary import now_iso
 from .decode import DecodedPhoto
 from .layout import OutputLayout
 from .options import ConvertOptions
-
-DEPTH_QUANTITY = "planar depth along the camera's optical axis"
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,7 @@ class RunContext:
     head_sha256: str | None = None
     # Each photo's settings and fingerprint (jobs.fingerprint), by photo key.
     settings: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+    cameras: CameraResolver | None = field(default=None, hash=False, compare=False)  # None: run-wide rules
 
 
 class NoDepthError(Tr2mError):
@@ -108,7 +107,9 @@ def write_photo(
     options = context.options
     check_depth(depth, photo.image.key)
     height, width = photo.size
-    intrinsics = intrinsics or resolve_intrinsics(height, width, options.camera, photo.exif_focal_mm)
+    if intrinsics is None:
+        cameras = context.cameras or CameraResolver(options.camera)
+        intrinsics = cameras.resolve(photo.image, height, width, photo.exif_focal_mm)
     paths = context.layout.paths(photo.image)
     record: dict[str, Any] = {
         **base_record(photo.image, "ok"),
@@ -119,7 +120,7 @@ def write_photo(
         "unit": DEPTH_UNIT,
         "depth_m": depth_statistics(depth),
         "intrinsics": {k: round(getattr(intrinsics, k), 4) for k in ("fx", "fy", "cx", "cy")}
-        | {"source": intrinsics.source},
+        | {"source": intrinsics.source, "detail": intrinsics.detail},
     }
     if options.domain is not None:
         record["domain"] = options.domain
@@ -142,8 +143,11 @@ def write_photo(
     }
     if not isinstance(context.layout.out_dir, storage.Url):  # object stores have no folders to make
         make_folders(context.layout.out_dir, context.layout.folder(photo.image))
+    source = PhotoDepth(depth, intrinsics, photo.colors)  # colours at the point-cloud grid
     if "tiff" in paths:
-        write_depth_tiff(paths["tiff"], depth, metadata)
+        save_depth_tiff(paths["tiff"], source, metadata=metadata)
+    if "exr" in paths:
+        save_exr(paths["exr"], source, metadata=metadata)
     if "npy" in paths:
         write_depth_npy(paths["npy"], depth)
     if "png16" in paths:
@@ -153,18 +157,16 @@ def write_photo(
     if "preview" in paths:
         low, high = write_preview(paths["preview"], depth, options.preview)
         record["preview_range_m"] = [round(low, 4), round(high, 4)]
+    about = (f"tr2m, {photo.image.key}", f"model {context.model_name}")
     if "ply" in paths:
-        points, colors = make_point_cloud(depth, photo.colors, intrinsics, options.cloud)
-        write_ply(
-            paths["ply"],
-            points,
-            colors,
-            comments=(
-                f"tr2m point cloud of {photo.image.key}: metres, camera frame x right, y down, z forward",
-                f"model {context.model_name}; intrinsics {intrinsics.source}",
-            ),
+        record["points"] = save_ply(paths["ply"], source, options=options.cloud, comments=about)
+    if "mesh" in paths:
+        mesh = save_mesh(
+            paths["mesh"], source, options=options.cloud, target_triangles=options.mesh.target_triangles, comments=about
         )
-        record["points"] = int(len(points))
+        record["mesh"] = {"vertices": int(len(mesh.vertices)), "triangles": int(len(mesh.faces))}
+    if "render" in paths:
+        save_render(paths["render"], source, options=options.cloud, render=options.render)
     write_json(
         paths["intrinsics"],
         {"input": photo.image.key, "depth_unit": DEPTH_UNIT, **intrinsics.to_json()},

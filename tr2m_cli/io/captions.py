@@ -36,6 +36,7 @@ from ..errors import InputError
 from . import storage
 from .files import read_capped, read_head
 from .inputs import InputImage
+from .photo_keys import IMAGE_FIELDS, find_key, lookup_keys, match_keys, normalise_key
 
 # Caption text files hold a line or a few (the paper's trees: several captions per photo); more
 # than this is not a caption file (a log, a link to /dev/zero) and is not read.
@@ -50,7 +51,6 @@ DOMAIN_CAPTIONS: Mapping[str, str] = {
 }
 DOMAINS = tuple(DOMAIN_CAPTIONS)
 
-IMAGE_FIELDS = ("image", "file", "path", "filename")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 CAPTION_FIELDS = ("caption", "captions", "text")
 
@@ -163,13 +163,6 @@ def _text_file_candidates(image: InputImage, folder_path: Path) -> list[Path]:
 # -- caption files ----------------------------------------------------------------------------
 
 
-def _normalise_key(key: str) -> str:
-    key = str(key).strip().replace("\\", "/")
-    while key.startswith("./"):
-        key = key[2:]
-    return key
-
-
 def _caption_list(value: Any, where: str) -> list[str]:
     """A caption or a list of captions → the cleaned list (readers that need one take the first)."""
     values = value if isinstance(value, list) else [value]
@@ -194,10 +187,10 @@ class _Table:
         self.entries: dict[str, list[str]] = {}
 
     def add(self, key: Any, value: Any, where: str) -> None:
-        if not isinstance(key, str) or not _normalise_key(key):
+        if not isinstance(key, str) or not normalise_key(key):
             raise InputError(f"{where}: the image key must be a non-empty text")
         captions = _caption_list(value, f"{where} ({key!r})")
-        key = _normalise_key(key)
+        key = normalise_key(key)
         previous = self.entries.get(key)
         if previous is not None and previous != captions:
             raise InputError(f"{self.path}: key {key!r} is given twice with different captions")
@@ -370,14 +363,6 @@ def load_caption_file(path: str | Path) -> dict[str, str]:
     return {key: captions[0] for key, captions in read_caption_file(path).by_key.items()}
 
 
-def lookup_keys(image: InputImage) -> list[str]:
-    """The keys under which a caption file may name a photo, most specific first."""
-    keys = [str(image.path), image.key, image.relative_to_input.as_posix()]
-    keys += [image.relative.with_suffix("").as_posix(), image.relative_to_input.with_suffix("").as_posix()]
-    keys += [image.path.name, image.path.stem]
-    return list(dict.fromkeys(keys))
-
-
 # -- resolving ----------------------------------------------------------------------------------
 
 
@@ -421,30 +406,8 @@ class CaptionResolver:
     def _match_file_keys(self, images: list[InputImage]) -> dict[Path, str]:
         """Each photo's key in the caption file; raises on keys that match several photos and
         on photos that several keys give different captions."""
-        chosen: dict[Path, str] = {}
-        claimed: dict[str, list[InputImage]] = {}
-        for image in images:
-            keys = [key for key in lookup_keys(image) if key in self.table]
-            if not keys:
-                continue
-            captions = {self.table[key] for key in keys}
-            if len(captions) > 1:
-                shown = ", ".join(repr(k) for k in keys)
-                raise InputError(
-                    f"{self.rules.caption_file}: keys {shown} all match {image.key} but give "
-                    f"different captions: keep one"
-                )
-            for key in keys:
-                claimed.setdefault(key, []).append(image)
-            chosen[image.path] = keys[0]
-        self._used_keys = set(claimed)
-        for key, owners in claimed.items():
-            if len(owners) > 1:
-                names = ", ".join(o.key for o in owners[:4]) + (", …" if len(owners) > 4 else "")
-                raise InputError(
-                    f"{self.rules.caption_file}: key {key!r} matches {len(owners)} photos ({names}): "
-                    f"key them by their path relative to the input folder, e.g. {owners[0].key!r}"
-                )
+        chosen = match_keys(self.table, images, self.rules.caption_file, "captions")
+        self._used_keys = {key for image in images for key in lookup_keys(image) if key in self.table}
         return chosen
 
     @property
@@ -457,7 +420,7 @@ class CaptionResolver:
         if self.table:
             key = self._file_keys.get(image.path)
             if key is None:
-                key = next((k for k in lookup_keys(image) if k in self.table), None)
+                key = find_key(self.table, image)
             if key is not None:
                 return Caption(self.table[key], "caption-file", f"{rules.caption_file} [{key!r}]")
         text_files = []
