@@ -10,6 +10,8 @@ without its extra is one line naming the extra to install, never a traceback.
 |            | fast-simplification             | simplification                                  |
 | `exr`      | OpenEXR                         | `--outputs exr`, `save_exr`                     |
 | `hypersim` | h5py                            | reading HyperSim depth (`tr2m eval --zero-shot`)|
+| `ray`      | ray[data]                       | `--engine ray` for convert and caption          |
+| `s3`, `gcs`, `azure` | s3fs, gcsfs, adlfs    | inputs and outputs on object stores (io.storage)|
 """
 
 from __future__ import annotations

@@ -145,6 +145,11 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path, tiny_model_dir):
         (["{photo}", "--depth-range", "5", "1"], "--depth-range 5 1"),
         (["{photo}", "--model", "no-such-model"], "no-such-model"),
         (["{photo}", "--out", "{file}/out"], "is a file"),
+        (["{photo}", "--gpus-per-worker", "1"], "--gpus-per-worker: Ray engine options; add --engine ray"),
+        (["{photo}", "--workers", "2,4"], "ranges are for --engine ray"),
+        (["{photo}", "--engine", "ray", "--workers", "8,2"], "--workers 8,2: expected"),
+        (["{photo}", "--engine", "ray", "--auto-caption"], "caption first with `tr2m caption --engine ray`"),
+        (["s3://bucket/photos", "{photo}"], "inputs mix local paths and storage URLs"),
     ],
 )
 def test_usage_and_setup_errors_are_one_line_exit_2_and_write_nothing(tmp_path, tiny_model_dir, args, message):
@@ -170,7 +175,7 @@ def test_help_imports_nothing_heavy():
         "import sys\nfrom click.testing import CliRunner\nfrom tr2m_cli.cli import cli\n"
         "r = CliRunner().invoke(cli, ['convert', '--help']); assert r.exit_code == 0, r.output\n"
         "assert '--caption-file' in r.output and 'metres' in r.output\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'open3d', 'numpy', 'PIL') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'open3d', 'numpy', 'PIL', 'ray', 'fsspec') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
     assert out.stdout.strip() == "[]"

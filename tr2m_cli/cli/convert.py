@@ -13,9 +13,11 @@ from .options import (
     device_option,
     model_option,
     precision_option,
+    engine_options,
+    engine_workers,
     quiet_option,
     size_option,
-    workers_option,
+    storage_argument,
 )
 from .types import deprecated_alias, interruptible, job_exit
 
@@ -43,7 +45,7 @@ redoes the others. Exit status: 0 all done, 1 some photos failed, 2 usage or set
 
 @click.command(epilog=EPILOG)
 @click.argument("inputs", nargs=-1, required=True, metavar="PHOTOS...")
-@click.option("--out", "-o", default="tr2m-out", show_default=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--out", "-o", default="tr2m-out", show_default=True, metavar="DIR|URL", help="Output folder, or a storage URL (s3://, gs://, az://).")
 @click.option(
     "--outputs",
     default="tiff,preview",
@@ -52,8 +54,8 @@ redoes the others. Exit status: 0 all done, 1 some photos failed, 2 usage or set
     help="Comma-separated: tiff, preview, ply, npy, png16, exr, mesh, render (or all).",
 )
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders.")
-@click.option("--caption-file", type=click.Path(path_type=Path), help="JSON, JSON Lines or CSV: photo → caption.")
-@click.option("--caption-root", type=click.Path(path_type=Path), help="Folder of <stem>.txt captions mirroring the inputs.")
+@click.option("--caption-file", metavar="FILE|URL", help="JSON, JSON Lines or CSV: photo → caption.")
+@click.option("--caption-root", metavar="DIR|URL", help="Folder of <stem>.txt captions mirroring the inputs.")
 @click.option("--no-sidecars", is_flag=True, help="Ignore <stem>.txt and <stem>.camera.json files beside the photos.")
 @click.option("--caption", metavar="TEXT", help="Caption for every photo that has none.")
 @click.option(
@@ -97,14 +99,15 @@ redoes the others. Exit status: 0 all done, 1 some photos failed, 2 usage or set
 @click.option("--remove-outliers", is_flag=True, help="Point clouds: drop statistical outliers (3d extra).")
 @click.option("--mesh-format", type=click.Choice(["glb", "ply", "obj"]), default="glb", show_default=True, help="File format of --outputs mesh.")
 @click.option("--mesh-triangles", type=click.IntRange(min=1), metavar="N", help="Simplify meshes to about N triangles (3d extra) [default: every grid triangle].")
-@workers_option("half the CPU cores, 2–8; convert also writes files on as many threads")
+@engine_options("half the CPU cores, 2–8; convert also writes files on as many threads")
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone (a 20 KB PNG can declare 13000x13000).")
 @quiet_option
 def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_sidecars, caption, domain, auto_caption,
             captioner, save_captions, model, device,
             precision, batch_size, resolution, size, shard, skip_existing, colormap, depth_range, colorbar,
             intrinsics_file, colmap, fx, fy, cx, cy, fov, cloud_max_depth, old_max_depth, stride, voxel_size, max_points,
-            edge_angle, normals, remove_outliers, mesh_format, mesh_triangles, workers, max_megapixels, quiet) -> None:  # fmt: skip
+            edge_angle, normals, remove_outliers, mesh_format, mesh_triangles, workers, engine, gpus_per_worker, ray_address,
+            decode_on_cpus, max_megapixels, quiet) -> None:  # fmt: skip
     """Metric depth (metres) for PHOTOS: image files, folders (recursive) and @list.txt files.
 
     \b
@@ -113,6 +116,7 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
       tr2m convert photos --caption-file c.json --outputs mesh,render --colmap sparse/0
       tr2m convert @batch.txt --shard 3/8 --out /scratch/depth   # machine 3 of 8
       tr2m convert photos --auto-caption --save-captions          # no captions yet
+      tr2m convert s3://lab/frames --out s3://lab/depth --domain outdoor --engine ray --workers 8
     """
     from ..convert import ConvertOptions, parse_outputs
     from ..convert import convert as run_convert
@@ -130,12 +134,16 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
     max_depth = cloud_max_depth if cloud_max_depth is not None else old_max_depth
     if save_captions and not auto_caption:
         raise InputError("--save-captions keeps the captions --auto-caption makes: add --auto-caption")
+    workers, ray = engine_workers(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
+    if auto_caption and ray is not None:
+        raise InputError("--auto-caption runs the captioner in this process: with --engine ray, caption first "
+                         "with `tr2m caption --engine ray`, then convert")  # fmt: skip
     cloud = {"max_depth": max_depth, "stride": stride, "voxel_size": voxel_size, "max_points": max_points, "edge_angle_deg": edge_angle}
     options = ConvertOptions(
         outputs=parse_outputs(outputs),
         captions=CaptionRules(
-            caption_file=caption_file,
-            caption_root=caption_root,
+            caption_file=storage_argument(caption_file),
+            caption_root=storage_argument(caption_root),
             sidecars=not no_sidecars,
             caption=caption,
             domain=domain,
@@ -167,5 +175,11 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
             captioner, device=device, precision=precision, batch_size=batch_size, save_sidecars=save_captions, progress=not quiet
         )
     with interruptible("finished photos are kept and recorded; run the same command again to convert the rest"):
-        summary = run_convert(list(inputs), out, options, model=model, caption_fallback=fallback)
+        if ray is not None:
+            from ..convert.ray_engine import convert_ray
+
+            summary = convert_ray(list(inputs), out, options, model=model, workers=ray.workers,
+                                  gpus_per_worker=ray.gpus_per_worker, address=ray.address, decode_on_cpus=ray.decode_on_cpus)  # fmt: skip
+        else:
+            summary = run_convert(list(inputs), out, options, model=model, caption_fallback=fallback)
     job_exit(summary, quiet=quiet)

@@ -124,7 +124,7 @@ def manifest_names(options: ConvertOptions) -> tuple[str, str]:
 
 
 @dataclass
-class _Model:
+class IdentifiedModel:
     """The model of a run, identified before it is loaded (skipping needs no model)."""
 
     source: Any  # a model folder, or a loaded TR2M
@@ -134,7 +134,7 @@ class _Model:
     size_policy: Any  # the model's default SizePolicy
 
 
-def _identify(model: Any, options: ConvertOptions) -> _Model:
+def identify_model(model: Any, options: ConvertOptions) -> IdentifiedModel:
     from ..model.preprocess import SizePolicy
     from ..model.tr2m import TR2M
     from ..runtime import resolve_device, resolve_precision
@@ -143,14 +143,14 @@ def _identify(model: Any, options: ConvertOptions) -> _Model:
     from ..weights.resolve import resolve_model
 
     if isinstance(model, TR2M):
-        return _Model(model, model_identity(model), model.spec, precision_name(model.precision), model.size_policy)
+        return IdentifiedModel(model, model_identity(model), model.spec, precision_name(model.precision), model.size_policy)
     folder = resolve_model(model, progress=options.progress)
     spec = read_model_folder(folder)
     precision = resolve_precision(options.precision, resolve_device(options.device))
-    return _Model(folder, model_identity(folder), spec, precision_name(precision), SizePolicy(token_budget=spec.token_budget))
+    return IdentifiedModel(folder, model_identity(folder), spec, precision_name(precision), SizePolicy(token_budget=spec.token_budget))
 
 
-def _load(model: _Model, options: ConvertOptions):
+def _load(model: IdentifiedModel, options: ConvertOptions):
     from ..model.tr2m import TR2M
     from ..weights.load import load_model
 
@@ -159,13 +159,33 @@ def _load(model: _Model, options: ConvertOptions):
     return load_model(model.source, device=options.device, precision=options.precision, progress=options.progress)
 
 
+def long_captions(tr2m, texts) -> tuple[int, dict[str, int]]:
+    """(the text encoder's token limit, {caption: its token count} for captions over it)."""
+    from ..model.encoders import CLIP_CONTEXT_LENGTH
+
+    distinct = list(dict.fromkeys(texts))
+    limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
+    if not distinct:
+        return limit, {}
+    counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
+    return limit, {text: n for text, n in counts.items() if n > limit}
+
+
+def long_caption_warning(photos: int, limit: int, key: str, tokens: int) -> str:
+    return (
+        f"{photos} photo(s) have captions longer than the text encoder's {limit} "
+        f"tokens, which it truncates (e.g. {key}: {tokens} tokens)"
+    )
+
+
 def photo_settings(
-    model: _Model, options: ConvertOptions, image: InputImage, caption: Caption | None, camera: dict[str, Any] | None = None
+    model: IdentifiedModel, options: ConvertOptions, image: InputImage, caption: Caption | None, camera: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Everything that makes this photo's outputs what they are (see jobs.fingerprint); `camera`:
     the per-photo camera a file gives it (CameraResolver.describe)."""
     try:
-        source = input_file_identity(image.path)
+        source = ({"bytes": image.listed[0], "mtime_ns": image.listed[1]} if image.listed is not None
+                  else input_file_identity(image.path))  # fmt: skip
     except OSError:
         source = None
     return {
@@ -209,9 +229,16 @@ def convert(
     a Tr2mError (nothing written) for unusable inputs, caption files, output folders or weights,
     and JobInterrupted (a KeyboardInterrupt carrying the summary) when stopped by a signal.
     """
+    from ..io import storage
+
     started = time.perf_counter()
-    out_dir = Path(os.path.abspath(Path(out_dir).expanduser()))
     inputs = list(inputs) if not isinstance(inputs, (str, Path)) else [inputs]
+    if storage.is_url(out_dir) or any(storage.is_url(i) for i in inputs):
+        # Object stores: the plan and worker every engine shares, run in this process.
+        from .ray_engine import convert_in_process
+
+        return convert_in_process(inputs, out_dir, options, model=model, caption_fallback=caption_fallback)
+    out_dir = Path(os.path.abspath(Path(out_dir).expanduser()))
     progress = Progress(0, enabled=options.progress)
     with StopSignals(progress.say) as signals:
         return _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started)
@@ -228,7 +255,7 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
     check_output_folder(out_dir)
     manifest_name, summary_name = manifest_names(options)
     previous, _ = read_manifest_checked(out_dir / manifest_name)
-    identified = _identify(model, options)
+    identified = identify_model(model, options)
 
     def reuse(image: InputImage) -> Caption | None:
         """A caption the fallback (e.g. --auto-caption) made for this photo last time."""
@@ -451,21 +478,11 @@ class _Run:
             self.progress.warn(f"out of memory: continuing with batches of {predictor.batch_size}")
 
     def _warn_long_captions(self, tr2m, work) -> None:
-        from ..model.encoders import CLIP_CONTEXT_LENGTH
-
-        distinct = list(dict.fromkeys(c.text for _, c in work))
-        if not distinct:
-            return
-        limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
-        counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
-        self.long_captions = {text: n for text, n in counts.items() if n > limit}
+        limit, self.long_captions = long_captions(tr2m, [c.text for _, c in work])
         affected = [(image.key, c.text) for image, c in work if c.text in self.long_captions]
         if affected:
             key, text = affected[0]
-            self.progress.warn(
-                f"{len(affected)} photo(s) have captions longer than the text encoder's {limit} "
-                f"tokens, which it truncates (e.g. {key}: {self.long_captions[text]} tokens)"
-            )
+            self.progress.warn(long_caption_warning(len(affected), limit, key, self.long_captions[text]))
 
     def _decode(self, item, *, policy, cloud_grid, big_photo_slots) -> DecodedPhoto | dict[str, Any]:
         image, caption = item

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Tr2mError
+from ..io import storage
 from ..io.atomic import make_folders, write_json
 from ..io.captions import Caption
 from ..io.depth_files import DEPTH_QUANTITY, DEPTH_UNIT, write_depth_npy, write_depth_png16
@@ -79,7 +80,7 @@ def caption_fields(caption: Caption | None) -> dict[str, Any]:
 
 
 def base_record(image: InputImage, status: str) -> dict[str, Any]:
-    return {"input": image.key, "path": str(image.path), "status": status}
+    return {"input": image.key, "path": storage.describe(image.path), "status": status}
 
 
 def failure_record(image: InputImage, error: str, caption: Caption | None = None, seconds: float = 0.0) -> dict[str, Any]:
@@ -140,7 +141,8 @@ def write_photo(
         "tr2m_version": context.tr2m_version,
         **made_by,
     }
-    make_folders(context.layout.out_dir, context.layout.folder(photo.image))
+    if not isinstance(context.layout.out_dir, storage.Url):  # object stores have no folders to make
+        make_folders(context.layout.out_dir, context.layout.folder(photo.image))
     source = PhotoDepth(depth, intrinsics, photo.colors)  # colours at the point-cloud grid
     if "tiff" in paths:
         save_depth_tiff(paths["tiff"], source, metadata=metadata)

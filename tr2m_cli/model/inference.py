@@ -123,6 +123,10 @@ def prepare_photo(
     `keep_rgb` keeps the 8-bit photo the input was made from (reduced as above), e.g. for point
     cloud colours. Files that are unreadable, not regular files, or over `max_pixels` (None: no
     limit) raise InputError naming the file."""
+    from ..io import storage
+
+    if storage.is_url(image):  # a photo on an object store (io.storage): read like a file
+        return _read_file(storage.location(image), policy, keep_rgb, big_photo_slots, max_pixels)
     if isinstance(image, (str, Path)):
         return _read_file(Path(image), policy, keep_rgb, big_photo_slots, max_pixels)
     if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image, without importing PIL
