@@ -117,6 +117,9 @@ def _failure_report(item, text: str):
 def pytest_configure(config):
     _CONFIG[:] = [config]
     config.addinivalue_line("markers", "netns: runs inside a private network namespace with only loopback (Ray, S3)")
+    config.addinivalue_line(
+        "markers", "cluster_extras: needs a package only the cluster-tests extra brings (run by .ci/run's second step)"
+    )
 
 
 def pytest_runtest_protocol(item, nextitem):

@@ -64,6 +64,7 @@ def test_decoded_rows_give_the_same_records_and_depth(plan, tiny_model, single_t
         np.testing.assert_allclose(np.load(tmp_path / "staged" / f"p{i}.depth.npy"), np.load(tmp_path / "direct" / f"p{i}.depth.npy"), rtol=1e-6)
 
 
+@pytest.mark.cluster_extras
 def test_pandas_batches_are_rows_too(plan, tiny_model, single_thread):
     pandas = pytest.importorskip("pandas")
     plan, options = plan
