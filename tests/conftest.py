@@ -1,12 +1,26 @@
-"""Shared fixtures: an isolated cache per test, tiny models built once, a local HTTP server.
+"""Shared fixtures: an isolated cache per test, tiny models built once, a local HTTP server, and
+the private network namespace that Ray and S3 tests run in.
 
 No test touches the network or the user's caches: TR2M_HOME and HF_HOME point into a temporary
 folder and HF_HUB_OFFLINE is set, so anything that would reach a hub fails loudly instead.
+
+**Tests marked `netns`** (Ray clusters, the moto S3 server, multi-node torchrun) open listening
+sockets, and Ray may pick the machine's own address. They never run in the test process itself:
+the first of them re-runs pytest on all of them inside a fresh network namespace that has only the
+loopback interface (`unshare --net`, with `lo` up; this needs root, as CI has), so nothing they
+start can be reached from, or send to, anything but 127.0.0.1. Their reports come back to this
+process and show as usual. Where no namespace can be made they are skipped, saying why.
 """
 
 from __future__ import annotations
 
 import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +29,131 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# -- the private network namespace --------------------------------------------------------------
+
+INSIDE_NAMESPACE = "TR2M_TEST_NETNS"  # set for the pytest run inside the namespace
+REPORTS_FILE = "TR2M_TEST_NETNS_REPORTS"  # where that run writes its reports
+NAMESPACE_TIMEOUT_S = 1800
+_CONFIG: list = []  # this run's pytest config, for serialising reports
+
+
+def only_loopback() -> bool:
+    """True inside a namespace whose only network interface is `lo`."""
+    import socket
+
+    try:  # the interfaces of this process's namespace (/sys/class/net shows the mounter's)
+        return [name for _, name in socket.if_nameindex()] == ["lo"]
+    except OSError:
+        return False
+
+
+def _namespace_problem() -> str | None:
+    """Why no private namespace can be made here, or None."""
+    if sys.platform != "linux" or shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "needs Linux with unshare and ip (util-linux, iproute2)"
+    probe = subprocess.run(
+        ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && ip -o link show"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if probe.returncode != 0 or len(probe.stdout.splitlines()) != 1 or ": lo:" not in probe.stdout:
+        return f"cannot create a network namespace (unshare --net needs root): {probe.stderr.strip()[:200]}"
+    return None
+
+
+def _run_in_namespace(session: pytest.Session) -> dict[str, list]:
+    """Run every selected `netns` test in one pytest inside a fresh namespace; their reports by
+    node id (a namespace that cannot be made: one skip report each)."""
+    items = [item for item in session.items if item.get_closest_marker("netns") is not None]
+    config = session.config
+    problem = _namespace_problem()
+    if problem is not None:
+        reason = f"runs only in a private network namespace (Ray, S3 test server): {problem}"
+        return {item.nodeid: [_skip_report(item, reason)] for item in items}
+    with tempfile.TemporaryDirectory(prefix="tr2m-netns-") as folder:
+        reports_path = Path(folder) / "reports.jsonl"
+        command = [
+            "unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(config.rootpath),
+            *(["-x"] if config.getoption("exitfirst", False) else []),
+            *[item.nodeid for item in items],
+        ]  # fmt: skip
+        env = {**os.environ, INSIDE_NAMESPACE: "1", REPORTS_FILE: str(reports_path), "RAY_USAGE_STATS_ENABLED": "0"}
+        try:
+            done = subprocess.run(
+                command, cwd=config.rootpath, env=env, capture_output=True, text=True, timeout=NAMESPACE_TIMEOUT_S
+            )
+            output = done.stdout + done.stderr
+        except subprocess.TimeoutExpired as exc:
+            output = f"timed out after {NAMESPACE_TIMEOUT_S} s\n{exc.stdout or ''}{exc.stderr or ''}"
+        reports: dict[str, list] = {}
+        if reports_path.exists():
+            for line in reports_path.read_text(encoding="utf-8").splitlines():
+                report = config.hook.pytest_report_from_serializable(config=config, data=json.loads(line))
+                if isinstance(report.longrepr, list):  # a skip's (file, line, reason), through JSON
+                    report.longrepr = tuple(report.longrepr)
+                reports.setdefault(report.nodeid, []).append(report)
+    for item in items:
+        if item.nodeid not in reports:
+            reports[item.nodeid] = [_failure_report(item, f"no result from the namespace run:\n{output[-4000:]}")]
+    return reports
+
+
+def _skip_report(item, reason: str):
+    from _pytest.reports import TestReport
+
+    path, line, _ = item.location
+    return TestReport(item.nodeid, item.location, {}, "skipped", (str(path), (line or 0) + 1, f"Skipped: {reason}"), "setup")
+
+
+def _failure_report(item, text: str):
+    from _pytest.reports import TestReport
+
+    return TestReport(item.nodeid, item.location, {}, "failed", text, "call")
+
+
+def pytest_configure(config):
+    _CONFIG[:] = [config]
+    config.addinivalue_line("markers", "netns: runs inside a private network namespace with only loopback (Ray, S3)")
+    config.addinivalue_line(
+        "markers", "cluster_extras: needs a package only the cluster-tests extra brings (run by .ci/run's second step)"
+    )
+
+
+def pytest_runtest_protocol(item, nextitem):
+    if item.get_closest_marker("netns") is None or os.environ.get(INSIDE_NAMESPACE) == "1":
+        return None
+    session = item.session
+    if not hasattr(session, "_tr2m_namespace_reports"):
+        session._tr2m_namespace_reports = _run_in_namespace(session)
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for report in session._tr2m_namespace_reports.get(item.nodeid, []):
+        item.ihook.pytest_runtest_logreport(report=report)
+    # What the normal protocol's teardown does: leave the fixtures of modules and classes the
+    # next test does not share, which earlier tests of this one's module may have set up.
+    item.session._setupstate.teardown_exact(nextitem)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def pytest_runtest_logreport(report):
+    """Inside the namespace: hand every report to the pytest that started us."""
+    target = os.environ.get(REPORTS_FILE)
+    if os.environ.get(INSIDE_NAMESPACE) == "1" and target:
+        config = _CONFIG[0]
+        data = config.hook.pytest_report_to_serializable(config=config, report=report)
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(data) + "\n")
+
+
+@pytest.fixture(autouse=True)
+def _namespace_guard(request):
+    """A `netns` test that somehow runs outside a loopback-only namespace stops before it starts
+    anything that listens."""
+    if request.node.get_closest_marker("netns") is not None and not only_loopback():
+        pytest.fail("refusing to run a netns test outside a private network namespace (interfaces other than lo)")
 
 
 @pytest.fixture(autouse=True)
@@ -168,3 +307,74 @@ def tiny_data_root(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny-data")
     return root, write_tiny_data_root(root, train_frames=0)  # test splits only: training tests write their own
+
+
+# -- services for `netns` tests (started inside the namespace only) --------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 for this session, with the environment boto/s3fs read:
+    endpoint and dummy keys. Yields the endpoint URL; stops with the session."""
+    assert only_loopback()
+    moto_server = pytest.importorskip("moto.server", reason="the S3 tests need moto[server] and s3fs: pip install '.[s3]' 'moto[server]'")
+    pytest.importorskip("s3fs", reason="pip install '.[s3]'")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing-secret-key", AWS_DEFAULT_REGION="us-east-1")
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """A fresh, empty bucket: its name."""
+    import uuid
+
+    import fsspec
+
+    name = f"tr2m-{uuid.uuid4().hex[:12]}"
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir(name)
+    fsspec.filesystem("s3").invalidate_cache()
+    return name
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(request):
+    """A local Ray cluster for the session: 4 logical CPUs (a 2-CPU cluster can deadlock a read
+    behind two workers), 2 logical GPUs (GPU scheduling on a CPU machine), a small object store.
+    Workers see this checkout first (PYTHONPATH) and the S3 server's settings when there is one.
+    Yields the cluster's address, for drivers in other processes."""
+    assert only_loopback()
+    ray = pytest.importorskip("ray", reason="the Ray tests need Ray: pip install '.[ray]'")
+    pytest.importorskip("ray.data", reason="pip install '.[ray]'")
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is not None and importlib.util.find_spec("s3fs") is not None:
+        request.getfixturevalue("s3_server")  # before Ray starts, so its workers inherit the endpoint
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    temp = tempfile.mkdtemp(prefix="tr2m-ray-", dir="/tmp")  # short: Ray's socket paths are limited
+    ray.init(
+        num_cpus=4,
+        num_gpus=2,
+        object_store_memory=96 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp,
+    )
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)

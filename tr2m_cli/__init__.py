@@ -26,11 +26,21 @@ _LAZY = {
     "import_head": "tr2m_cli.weights.folder",
     "download_model": "tr2m_cli.weights.resolve",
     "resolve_model": "tr2m_cli.weights.resolve",
+    "Intrinsics": "tr2m_cli.io.intrinsics",
+    "PointCloudOptions": "tr2m_cli.io.pointcloud",
+    "save_depth_tiff": "tr2m_cli.io.save",
+    "save_exr": "tr2m_cli.io.save",
+    "save_ply": "tr2m_cli.io.save",
+    "save_mesh": "tr2m_cli.io.save",
+    "save_render": "tr2m_cli.io.save",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
+    from .io.intrinsics import Intrinsics
+    from .io.pointcloud import PointCloudOptions
+    from .io.save import save_depth_tiff, save_exr, save_mesh, save_ply, save_render
     from .model.config import HeadConfig
     from .model.preprocess import SizePolicy
     from .model.inference import Prediction

@@ -30,3 +30,7 @@ class OutputError(Tr2mError):
 
 class MissingExtraError(Tr2mError):
     """A feature needs an optional dependency (an extra: `pip install 'tr2m[NAME]'`) that is not installed."""
+
+
+class DisplayError(Tr2mError):
+    """A window was asked for where there is no display to show it."""

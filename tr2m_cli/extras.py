@@ -6,8 +6,12 @@ without its extra is one line naming the extra to install, never a traceback.
 
 | extra      | brings                          | for                                             |
 |------------|---------------------------------|-------------------------------------------------|
-| `3d`       | open3d (+ libusb-package)       | normals, meshes, outlier removal, `tr2m view`   |
+| `3d`       | open3d (+ libusb-package),      | normals, outlier removal, `tr2m view`; mesh     |
+|            | fast-simplification             | simplification                                  |
+| `exr`      | OpenEXR                         | `--outputs exr`, `save_exr`                     |
 | `hypersim` | h5py                            | reading HyperSim depth (`tr2m eval --zero-shot`)|
+| `ray`      | ray[data]                       | `--engine ray` for convert and caption          |
+| `s3`, `gcs`, `azure` | s3fs, gcsfs, adlfs    | inputs and outputs on object stores (io.storage)|
 | `video`    | av (PyAV: FFmpeg in a wheel)    | videos in, depth preview videos out             |
 | `ros`      | rosbags                         | ROS 1 `.bag` and ROS 2 `.db3`/`.mcap` recordings |
 """
@@ -65,6 +69,10 @@ def import_open3d(feature: str = "this 3-D feature") -> ModuleType:
             f"{feature} needs open3d, which is installed but cannot be loaded ({first}): "
             f"pip install 'tr2m[3d]' (it brings libusb-package, the library open3d links against)"
         ) from None
+
+
+def import_openexr(feature: str = "writing EXR depth") -> ModuleType:
+    return require("OpenEXR", "exr", feature)
 
 
 def import_h5py(feature: str = "reading HyperSim depth") -> ModuleType:

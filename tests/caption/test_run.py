@@ -178,3 +178,31 @@ def test_names_that_are_not_utf8_keep_their_captions_in_a_captions_file(tmp_path
     out.read_bytes().decode("utf-8")
     found = resolved(folder, caption_file=out, sidecars=False)
     assert sorted(found) == sorted([os.fsdecode(b"caf\xe9.png"), "plain.png"])
+
+
+def test_captions_of_a_bucket_go_to_a_captions_file_in_the_bucket(photo_dir, tiny_captioners, tiny_model, tmp_path):
+    """memory:// stands in for s3:// here (S3 itself: the netns tests)."""
+    import uuid
+
+    from tr2m_cli.convert import ConvertOptions, convert
+    from tr2m_cli.io import storage
+
+    bucket = storage.location(f"memory://captions-{uuid.uuid4().hex}")
+    try:
+        for path in photo_dir.rglob("*"):
+            if path.is_file():
+                storage.write_bytes(bucket / ("frames/" + path.relative_to(photo_dir).as_posix()), path.read_bytes())
+        out = f"{bucket}/captions.jsonl"
+        first = caption_photos([f"{bucket}/frames"], quiet(out=out), captioner=tiny_captioners["blip"])
+        assert (first.captioned, first.failed) == (len(NAMES), 0)
+        lines = [json.loads(line) for line in storage.read_bytes(storage.location(out)).decode().splitlines()]
+        assert sorted(line["image"] for line in lines) == sorted(NAMES)
+        again = caption_photos([f"{bucket}/frames"], quiet(out=out), captioner=tiny_captioners["blip"])
+        assert (again.captioned, again.skipped) == (0, len(NAMES))
+        summary = convert([f"{bucket}/frames"], f"{bucket}/depth", ConvertOptions(
+            captions=CaptionRules(caption_file=out), outputs=("npy",), device="cpu", progress=False), model=tiny_model)
+        assert (summary.converted, summary.failed) == (len(NAMES), 0)
+        records = [json.loads(r) for r in storage.read_bytes(bucket / "depth/manifest.jsonl").decode().splitlines()]
+        assert {r["caption_source"] for r in records} == {"caption-file"}
+    finally:
+        storage.filesystem(bucket).rm(bucket.path, recursive=True)

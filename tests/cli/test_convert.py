@@ -133,7 +133,9 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path, tiny_model_dir):
     "args,message",
     [
         (["{missing}"], "missing.jpg: no such file or folder"),
-        (["{photo}", "--outputs", "tiff,exr"], "--outputs 'tiff,exr': choose from"),
+        (["{photo}", "--outputs", "tiff,stl"], "--outputs 'tiff,stl': choose from"),
+        (["{photo}", "--intrinsics", "{bad_json}"], "bad.json: not valid JSON"),
+        (["{photo}", "--colmap", "{missing}"], "missing.jpg: no such COLMAP model folder"),
         (["{photo}", "--shard", "4/3"], "shard 4/3"),
         (["{photo}", "--size", "100x100"], "multiples of 14"),
         (["{photo}", "--resolution", "300", "--size", "434x560"], "either --resolution or --size"),
@@ -143,6 +145,11 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path, tiny_model_dir):
         (["{photo}", "--depth-range", "5", "1"], "--depth-range 5 1"),
         (["{photo}", "--model", "no-such-model"], "no-such-model"),
         (["{photo}", "--out", "{file}/out"], "is a file"),
+        (["{photo}", "--gpus-per-worker", "1"], "--gpus-per-worker: Ray engine options; add --engine ray"),
+        (["{photo}", "--workers", "2,4"], "ranges are for --engine ray"),
+        (["{photo}", "--engine", "ray", "--workers", "8,2"], "--workers 8,2: expected"),
+        (["{photo}", "--engine", "ray", "--auto-caption"], "caption first with `tr2m caption --engine ray`"),
+        (["s3://bucket/photos", "{photo}"], "inputs mix local paths and storage URLs"),
     ],
 )
 def test_usage_and_setup_errors_are_one_line_exit_2_and_write_nothing(tmp_path, tiny_model_dir, args, message):
@@ -168,7 +175,7 @@ def test_help_imports_nothing_heavy():
         "import sys\nfrom click.testing import CliRunner\nfrom tr2m_cli.cli import cli\n"
         "r = CliRunner().invoke(cli, ['convert', '--help']); assert r.exit_code == 0, r.output\n"
         "assert '--caption-file' in r.output and 'metres' in r.output\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'open3d', 'numpy', 'PIL') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'open3d', 'numpy', 'PIL', 'ray', 'fsspec') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ})
     assert out.stdout.strip() == "[]"
@@ -221,3 +228,31 @@ def test_clip_options_misused_are_one_line_errors(tmp_path, tiny_model_dir, args
     result = run(tmp_path / "x.png", "--caption", "A room.", "--model", tiny_model_dir, "--out", tmp_path / "out", *args)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_three_d_options_and_cameras_from_the_command_line(tmp_path, tiny_model_dir, open3d):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (40, 30), (120, 90, 60)).save(photos / name)
+    (tmp_path / "cams.json").write_text(json.dumps({"a.png": {"K": [[40, 0, 19.5], [0, 40, 14.5], [0, 0, 1]]}}))
+    colmap = tmp_path / "sparse"
+    colmap.mkdir()
+    (colmap / "cameras.txt").write_text("1 PINHOLE 80 60 90 90 40 30\n")
+    (colmap / "images.txt").write_text("1 1 0 0 0 0 0 0 1 b.png\n\n")
+    out = tmp_path / "out"
+    result = run(
+        photos, "--caption", "A wall.", "--model", tiny_model_dir, "--out", out, "--resolution", 100, "--quiet",
+        "--outputs", "ply,mesh,render", "--mesh-format", "ply", "--normals", "--remove-outliers",
+        "--intrinsics", tmp_path / "cams.json", "--colmap", colmap,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = read_manifest(out / "manifest.jsonl")
+    assert records["a.png"]["intrinsics"]["source"] == "intrinsics-file"
+    b = records["b.png"]["intrinsics"]
+    assert (b["source"], b["fx"], b["cx"]) == ("colmap", 45.0, 19.5)  # halved; COLMAP's 40 is our 39.5
+    assert json.loads((out / "summary.json").read_text())["default_camera"] == 0
+    mesh = open3d.io.read_triangle_mesh(str(out / "a.mesh.ply"))
+    assert len(mesh.triangles) > 0 and mesh.has_vertex_colors()
+    assert open3d.io.read_point_cloud(str(out / "a.points.ply")).has_normals()
+    assert (out / "b.render.png").is_file()

@@ -3,6 +3,7 @@ resume, damage, intrinsics, smoothing; the tiny model on the CPU, clips written 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -69,9 +70,15 @@ def test_a_video_and_photos_in_one_folder(tmp_path, tiny_model):
 def test_every_start_and_end_keep_source_frame_numbers(tmp_path, tiny_model):
     video = write_video(tmp_path / "drive.mkv", FRAMES, fps=10)
     selection = FrameSelection(every=3, start=Position.parse("2"), end=Position.parse("1s"))
-    convert([video], tmp_path / "out", options(clip=ClipOptions(selection=selection)), model=tiny_model)
-    assert [r["frame"] for r in frames_of(tmp_path / "out" / "drive")] == [2, 5, 8]
+    kinds = ("tiff", "npy", "png16", "exr") if importlib.util.find_spec("OpenEXR") else ("tiff", "npy", "png16")
+    convert([video], tmp_path / "out", options(clip=ClipOptions(selection=selection), outputs=kinds), model=tiny_model)
+    records = frames_of(tmp_path / "out" / "drive")
+    assert [r["frame"] for r in records] == [2, 5, 8]
     assert sorted(p.name for p in (tmp_path / "out" / "drive").glob("*.tiff")) == ["000002.depth.tiff", "000005.depth.tiff", "000008.depth.tiff"]
+    # every per-photo kind is written per frame, all the same depth in metres
+    depth = read_depth_tiff(tmp_path / "out" / "drive" / "000005.depth.tiff")[0]
+    assert set(records[1]["outputs"]) == set(kinds)
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "drive" / "000005.depth.npy"), depth)
 
 
 def test_bags_keep_their_stamps_and_camera_info_reaches_the_tiff_and_the_points(tmp_path, tiny_model):

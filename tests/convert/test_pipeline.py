@@ -262,3 +262,52 @@ def test_ctrl_c_keeps_finished_photos_and_a_rerun_completes_the_rest(tmp_path, t
     rest = convert([folder], out, options(batch_size=1, outputs=("tiff",)), model=tiny_model)
     assert (rest.converted, rest.skipped) == (4, 2)
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.fixture
+def memory_bucket():
+    """A fresh prefix on fsspec's in-memory store, standing in for s3:// (S3 itself: the netns tests)."""
+    import uuid
+
+    from tr2m_cli.io import storage
+
+    url = storage.location(f"memory://tr2m-{uuid.uuid4().hex}")
+    yield url
+    fs = storage.filesystem(url)
+    if fs.exists(url.path):
+        fs.rm(url.path, recursive=True)
+
+
+def test_object_store_inputs_and_outputs_keep_the_local_layout(tmp_path, tiny_model, memory_bucket):
+    from tr2m_cli.io import storage
+
+    folder = tmp_path / "photos"
+    for i, name in enumerate(["a.jpg", "kitchen/b.png", "kitchen/b.jpg", "kitchen/deep/c.png"]):
+        photo(folder / name, seed=i)
+    (folder / "kitchen" / "c-caption.txt").write_text("ignored: not a photo's sidecar\n")
+    for path in folder.rglob("*"):
+        if path.is_file():
+            storage.write_bytes(storage.join(memory_bucket, "photos/" + path.relative_to(folder).as_posix()), path.read_bytes())
+    storage.write_text(storage.join(memory_bucket, "captions.json"), json.dumps({"kitchen/deep/c.png": "A deep kitchen."}))
+    rules = CaptionRules(caption_file=str(memory_bucket / "captions.json"), caption="A room.")
+    chosen = options(captions=rules, outputs=("tiff", "preview"))
+
+    local = convert([folder], tmp_path / "local", chosen, model=tiny_model)
+    remote = convert([str(memory_bucket / "photos")], str(memory_bucket / "depth"), chosen, model=tiny_model)
+    assert (remote.converted, remote.failed, local.converted) == (4, 0, 4)
+    local_keys = [info.key for info in storage.list_files(tmp_path / "local")]  # (not its lock files)
+    remote_keys = [info.key for info in storage.list_files(memory_bucket / "depth", hidden=True)]
+    assert remote_keys == local_keys  # the same names, no temporaries, no manifest parts left
+    assert "manifest.jsonl" in remote_keys and "summary.json" in remote_keys
+    records = [json.loads(line) for line in storage.read_bytes(memory_bucket / "depth" / "manifest.jsonl").decode().splitlines()]
+    assert [r["input"] for r in records] == ["a.jpg", "kitchen/b.jpg", "kitchen/b.png", "kitchen/deep/c.png"]
+    assert records[-1]["caption"] == "A deep kitchen." and records[-1]["caption_source"] == "caption-file"
+    with storage.staged_write(tmp_path / "copy.tiff") as temp:
+        temp.write_bytes(storage.read_bytes(memory_bucket / "depth" / "kitchen" / "deep" / "c.depth.tiff"))
+    depth, tags = read_depth_tiff(tmp_path / "copy.tiff")
+    expected, expected_tags = read_depth_tiff(tmp_path / "local" / "kitchen" / "deep" / "c.depth.tiff")
+    assert tags["caption"] == expected_tags["caption"] == "A deep kitchen." and tags["unit"] == "metres"
+    np.testing.assert_allclose(depth, expected, rtol=1e-6)
+
+    again = convert([str(memory_bucket / "photos")], str(memory_bucket / "depth"), chosen, model=tiny_model)
+    assert (again.converted, again.skipped) == (0, 4)

@@ -91,3 +91,43 @@ def test_ply_files_open_in_open3d_with_their_colours(tmp_path, open3d):
     assert np.allclose(np.asarray(cloud.points), points, atol=1e-6)
     assert np.allclose(np.asarray(cloud.colors) * 255, point_colors, atol=1e-3)
     assert (tmp_path / "cloud.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0\ncomment metres\n")
+
+
+def test_normals_face_the_camera(open3d):
+    """A plane tilted 30° about the x axis, 2 m ahead: every normal is the plane's, turned to the
+    camera (n · p < 0), whatever the orientation Open3D's plane fit first gave it."""
+    from tr2m_cli.io.pointcloud import estimate_normals
+
+    rows, cols = np.mgrid[0:60, 0:80].astype(np.float32)
+    x, y = (cols - 40) / 40.0, (rows - 30) / 40.0
+    points = np.stack([x, y, 2.0 + np.tan(np.radians(30)) * y], axis=-1).reshape(-1, 3)
+    normals = estimate_normals(points)
+    plane = np.array([0.0, np.tan(np.radians(30)), -1.0])
+    plane /= np.linalg.norm(plane)  # the normal of z = 2 + y·tan 30° that points back at the camera
+    assert normals.shape == points.shape and np.allclose(np.linalg.norm(normals, axis=1), 1, atol=1e-5)
+    assert (np.einsum("ij,ij->i", normals, points) < 0).all()
+    assert np.allclose(normals, plane, atol=1e-4)
+
+
+def test_statistical_outlier_removal_drops_stray_points_only(open3d):
+    from tr2m_cli.io.pointcloud import remove_statistical_outliers
+
+    rng = np.random.default_rng(1)
+    surface = np.stack([rng.uniform(-1, 1, 2000), rng.uniform(-1, 1, 2000), np.full(2000, 3.0)], axis=1)
+    strays = np.array([[0.0, 0.0, 1.0], [0.5, -0.5, 6.0], [3.0, 3.0, 3.0]])
+    points = np.concatenate([surface, strays]).astype(np.float32)
+    point_colors = np.zeros((len(points), 3), dtype=np.uint8)
+    point_colors[-3:] = 255
+    kept, kept_colors = remove_statistical_outliers(points, point_colors)
+    assert not (kept_colors == 255).any()  # every stray is gone, with its colour
+    assert len(kept) >= 0.95 * 2000 and np.allclose(kept[:, 2], 3.0)
+
+
+def test_ply_normals_are_written_and_read_back(tmp_path, open3d):
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(50, 3)).astype(np.float32)
+    normals = -points / np.linalg.norm(points, axis=1, keepdims=True)
+    write_ply(tmp_path / "n.ply", points, np.zeros((50, 3), np.uint8), normals=normals)
+    cloud = open3d.io.read_point_cloud(str(tmp_path / "n.ply"))
+    assert cloud.has_normals() and np.allclose(np.asarray(cloud.normals), normals, atol=1e-6)
+    assert np.allclose(np.asarray(cloud.points), points, atol=1e-6)

@@ -148,3 +148,83 @@ def test_half_precision_runs_and_stays_close(tiny_model_dir):
     a, b = full.predict(photo, "a room"), half.predict(photo, "a room")
     assert b.dtype == np.float32 and np.isfinite(b).all()
     assert np.median(np.abs(a - b) / a) < 0.05
+
+
+# -- the prediction API: cameras, points, and input it refuses instead of guessing ----------------
+
+
+def test_predictions_carry_their_camera_colours_and_points(tiny_model, tmp_path):
+    from tr2m_cli.io.intrinsics import Intrinsics
+    from tr2m_cli.io.pointcloud import PointCloudOptions, make_point_cloud
+
+    photo = _photo(45, 60)
+    result = tiny_model.predict(photo, "A room.", size=(42, 56), return_maps=True)
+    assert result.intrinsics.source == "default" and result.intrinsics.horizontal_fov_deg == pytest.approx(60.0)
+    assert (result.intrinsics.width, result.intrinsics.height) == (60, 45) and (result.image == photo).all()
+    xyz, rgb = result.points(colors=True)
+    expected, expected_rgb = make_point_cloud(result.depth, photo, result.intrinsics, PointCloudOptions())
+    assert np.array_equal(xyz, expected) and np.array_equal(rgb, expected_rgb)
+    assert result.points(options=PointCloudOptions(stride=3)).shape[0] <= 15 * 20
+    # A K matrix for this photo, or one for the 120×90 original (rescaled: same aspect ratio).
+    K = [[50.0, 0, 29.5], [0, 50.0, 22.0], [0, 0, 1]]
+    assert tiny_model.predict(photo, "A room.", size=(42, 56), return_maps=True, intrinsics=K).intrinsics.fx == 50.0
+    original = Intrinsics(100.0, 100.0, 59.5, 44.5, 120, 90, "calibration")
+    half = tiny_model.predict(photo, "A room.", size=(42, 56), return_maps=True, intrinsics=original).intrinsics
+    assert (half.fx, half.cx, half.cy) == (50.0, 29.5, 22.0)
+    # A file's EXIF focal length is used, as convert uses it.
+    image = Image.fromarray(photo)
+    exif = image.getexif()
+    exif[0x8769] = {0xA405: 26}
+    image.save(tmp_path / "phone.jpg", exif=exif)
+    assert tiny_model.predict(tmp_path / "phone.jpg", "A room.", size=(42, 56), return_maps=True).intrinsics.source == "exif"
+
+
+def test_the_save_helpers_write_a_prediction(tiny_model, tmp_path, open3d):
+    import tr2m_cli
+
+    photo = _photo(30, 40)
+    result = tiny_model.predict(photo, "A room.", size=(28, 42), return_maps=True)
+    count = tr2m_cli.save_ply(tmp_path / "a.ply", result)
+    cloud = open3d.io.read_point_cloud(str(tmp_path / "a.ply"))
+    xyz, rgb = result.points(colors=True)
+    assert count == len(xyz) == len(cloud.points) and np.allclose(np.asarray(cloud.colors) * 255, rgb, atol=1e-3)
+    tr2m_cli.save_mesh(tmp_path / "a.glb", result)
+    tr2m_cli.save_depth_tiff(tmp_path / "a.tiff", result)
+    from tr2m_cli.io.depth_files import read_depth_tiff
+
+    depth, metadata = read_depth_tiff(tmp_path / "a.tiff")
+    assert np.array_equal(depth, result.depth) and metadata["intrinsics"]["source"] == "default"
+
+
+def test_float_photos_must_be_in_zero_to_one(tiny_model):
+    photo = _photo(30, 40)
+    as_uint8 = tiny_model.predict(photo, "A room.", size=(28, 42))
+    as_unit = tiny_model.predict(photo / 255.0, "A room.", size=(28, 42))
+    np.testing.assert_allclose(as_unit, as_uint8, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match=r"floats in \[0, 2\d\d\]: float photos must be in \[0, 1\] \(it looks like 0–255"):
+        tiny_model.predict(photo.astype(np.float32), "A room.", size=(28, 42))
+    with pytest.raises(InputError, match="NaN"):
+        tiny_model.predict(np.full((30, 40, 3), np.nan, np.float32), "A room.", size=(28, 42))
+    with pytest.raises(InputError, match=r"image tensor of floats"):
+        tiny_model.predict(torch.from_numpy(photo).permute(2, 0, 1).float(), "A room.", size=(28, 42))
+
+
+def test_pil_arrays_batches_of_tensors_and_what_is_refused(tiny_model):
+    import warnings
+
+    photo = _photo(30, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # np.asarray(pil) is read-only: no "not writable" warning
+        from_pil = tiny_model.predict(np.asarray(Image.fromarray(photo)), "A room.", size=(28, 42))
+    np.testing.assert_allclose(from_pil, tiny_model.predict(photo, "A room.", size=(28, 42)), rtol=1e-6)
+    batch = torch.from_numpy(np.stack([photo, _photo(30, 40, seed=1)])).permute(0, 3, 1, 2).float() / 255
+    depths = tiny_model.predict(batch, "A room.", size=(28, 42))
+    assert isinstance(depths, list) and len(depths) == 2
+    np.testing.assert_allclose(depths[1], tiny_model.predict(batch[1], "A room.", size=(28, 42)), rtol=1e-5, atol=1e-6)
+    assert tiny_model.predict(batch[:1], "A room.", size=(28, 42)).shape == (30, 40)  # [1, 3, H, W]: one photo
+    with pytest.raises(InputError, match="domain 'undersea'"):
+        tiny_model.predict(photo, "A room.", domain="undersea")
+    with pytest.raises(InputError, match="caption of type list"):
+        tiny_model.predict(photo, ["A room."])
+    with pytest.raises(InputError, match="caption of type NoneType"):
+        tiny_model.predict_batch([photo, photo], ["A room.", None])

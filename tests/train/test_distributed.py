@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -46,3 +47,54 @@ def test_two_processes_end_with_identical_heads_and_only_rank0_writes_and_report
     # Every process ran the command; only rank 0 printed its closing lines.
     assert done.stdout.count("run: ") == 1 and done.stdout.count("export: tr2m train export") == 1, done.stdout
 
+
+NODE_WORKER = Path(__file__).with_name("node_worker.py")
+
+
+@pytest.mark.netns
+def test_two_nodes_fetch_the_weights_once_each_and_local_rank_0_first(tmp_path, file_server, tiny_encoders):
+    """Two torchrun "nodes" of two processes (c10d rendezvous on 127.0.0.1), each with its own
+    node-local cache: the head is downloaded once per node, by local rank 0, before the others load."""
+    import hashlib
+    import socket
+
+    from tr2m_cli.model.checkpoint import ours_to_released
+    from tr2m_cli.model.head import ScaleShiftHead
+    from tr2m_cli.testing import tiny_head_config
+
+    torch.manual_seed(0)
+    torch.save({"state_dict": ours_to_released(ScaleShiftHead(tiny_head_config()).state_dict())}, tmp_path / "tiny.pth")
+    data = (tmp_path / "tiny.pth").read_bytes()
+    file_server.files["tiny.pth"] = data
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        f'[models.tiny-net]\nhead_url = "{file_server.url("tiny.pth")}"\nhead_sha256 = "{hashlib.sha256(data).hexdigest()}"\n'
+        f'image_encoder = "{tiny_encoders["image"]}"\ntext_encoder = "{tiny_encoders["text"]}"\n'
+        f'depth_model = "{tiny_encoders["relative_depth"]}"\nattention_heads = 2\n'
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "out"
+    out.mkdir()
+    launchers = []
+    for node in ("n0", "n1"):
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TR2M_OFFLINE")}
+        env.update(TR2M_HOME=str(tmp_path / node / "tr2m"), HF_HOME=str(tmp_path / node / "hf"), TR2M_REGISTRY=str(registry),
+                   TEST_NODE=node, PYTHONWARNINGS="ignore", GLOO_SOCKET_IFNAME="lo")  # fmt: skip
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "2",
+                   "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "tr2m-test",
+                   "--local-addr", "127.0.0.1", str(NODE_WORKER), "tiny-net", str(out)]  # fmt: skip
+        launchers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [launcher.communicate(timeout=400)[0] for launcher in launchers]
+    assert all(launcher.returncode == 0 for launcher in launchers), "\n".join(o[-3000:] for o in outputs)
+
+    records = [json.loads((out / f"rank-{rank}.json").read_text()) for rank in range(4)]
+    assert len({r["digest"] for r in records}) == 1  # every process holds the same weights
+    downloads = [path for path, _ in file_server.requests if path == "tiny.pth"]
+    assert len(downloads) == 2  # once per node-local cache, not once per process
+    for node in ("n0", "n1"):
+        leader = next(r for r in records if r["node"] == node and r["local_rank"] == 0)
+        follower = next(r for r in records if r["node"] == node and r["local_rank"] == 1)
+        assert leader["end"] <= follower["start"]
+    assert {r["node"] for r in records if r["rank"] == 0} <= {"n0", "n1"}

@@ -17,15 +17,17 @@ holds (under a lock), so none is lost. The run ends with a summary, also written
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
 from ..errors import InputError, OutputError, Tr2mError
+from ..io import storage
 from ..io.atomic import json_text, write_text
 from ..io.captions import CaptionFallback, CaptionResolver, CaptionRules, caption_root_path, sidecar_path
 from ..io.images import DEFAULT_MAX_PIXELS, open_image, pil_to_rgb
@@ -51,8 +53,8 @@ class CaptionOptions:
     """How `caption_photos` runs. `out`: one captions file (.json or .jsonl); `caption_root`: a
     tree mirroring the inputs; neither: `<stem>.txt` beside each photo."""
 
-    out: Path | None = None
-    caption_root: Path | None = None
+    out: Path | str | None = None  # a local path or a storage URL (io.storage)
+    caption_root: Path | str | None = None
     recursive: bool = True
     shard: Shard | None = None
     overwrite: bool = False
@@ -67,7 +69,7 @@ class CaptionOptions:
     def __post_init__(self) -> None:
         if self.out is not None and self.caption_root is not None:
             raise InputError("give either --out FILE or --caption-root DIR, not both")
-        if self.out is not None and Path(self.out).suffix.lower() not in CAPTION_FILE_SUFFIXES:
+        if self.out is not None and PurePosixPath(str(self.out)).suffix.lower() not in CAPTION_FILE_SUFFIXES:
             raise InputError(f"--out {self.out}: a captions file ends in .json (a mapping) or .jsonl (one per line)")
         if self.batch_size < 1 or self.decode_workers < 0:
             raise InputError("batch size at least 1, decode workers 0 or more")
@@ -104,9 +106,11 @@ class CaptionFileSink:
     takes the file's lock, reads what it holds now (other photos, earlier runs, runs writing it
     at this moment), adds this run's captions and rewrites it atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path) -> None:
         self.path = path
-        self.lock = FileLock(path.with_name(f".{path.name}.lock"))
+        # Object stores have no locks: runs sharing one captions file there each keep their own
+        # shard file (--shard K/N) instead.
+        self.lock = contextlib.nullcontext() if storage.is_url(path) else FileLock(path.with_name(f".{path.name}.lock"))
         self.entries: dict[str, str] = _read_own_file(path)
         self.mine: dict[str, str] = {}
         self.dirty = False
@@ -142,9 +146,9 @@ def _captions_text(path: Path, entries: dict[str, str]) -> str:
     return json_text(entries) + "\n"
 
 
-def _read_own_file(path: Path) -> dict[str, str]:
+def _read_own_file(path) -> dict[str, str]:
     """An existing captions file, as written (keys unchanged), so entries are kept on rewrite."""
-    if not path.exists():
+    if not storage.exists(path):
         return {}
     from ..io.captions import load_caption_file
 
@@ -291,6 +295,15 @@ def _writable_folder(folder: Path) -> bool:
 def _check_destination(sink, todo: list[InputImage]) -> list[InputImage]:
     """Refuse a destination that cannot be written before any captioning; returns the photos
     whose sidecar folder cannot be written (they fail alone, with a hint)."""
+    if isinstance(sink, CaptionFileSink) and isinstance(sink.path, storage.Url):
+        storage.check_writable(sink.path.parent, "--out")
+        return []
+    if isinstance(sink, TextFileSink) and isinstance(sink.caption_root, storage.Url):
+        storage.check_writable(sink.caption_root, "--caption-root")
+        return []
+    if isinstance(sink, TextFileSink) and sink.caption_root is None and todo and isinstance(todo[0].path, storage.Url):
+        storage.check_writable(todo[0].root, "sidecars beside the photos")
+        return []
     if isinstance(sink, CaptionFileSink):
         if sink.path.is_dir():
             raise OutputError(f"{sink.path}: is a folder; --out takes a captions file (.json or .jsonl)")
@@ -316,9 +329,10 @@ def _check_destination(sink, todo: list[InputImage]) -> list[InputImage]:
 def _existing_captions(images, everything, options: CaptionOptions, out: Path | None):
     """The caption `convert` would already find for each photo (or None), given where this run
     writes; and the resolver's problems (caption files that could not be read)."""
+    root = options.caption_root
     rules = CaptionRules(
-        caption_file=out if out is not None and out.exists() else None,
-        caption_root=options.caption_root if options.caption_root is not None and options.caption_root.is_dir() else None,
+        caption_file=out if out is not None and storage.exists(out) else None,
+        caption_root=root if root is not None and storage.is_dir(root) else None,
         sidecars=True,
     )
     resolver = CaptionResolver(rules, everything)
@@ -332,10 +346,13 @@ def caption_photos(
     captioner: Any = DEFAULT_CAPTIONER,
     token_counter: Callable[[Sequence[str]], list[int]] | None = None,
     report: Callable[[str], None] | None = None,
+    ray: Any = None,
 ) -> CaptionSummary:
-    """Caption the photos of `inputs` (files, folders, @list.txt) that have none.
+    """Caption the photos of `inputs` (files, folders, @list.txt, storage URLs) that have none.
 
     `captioner`: a registry name, Hugging Face id, folder or a loaded `Captioner`.
+    `ray`: a `tr2m_cli.cluster.RayResources` to caption on a Ray cluster (each worker loads the
+    captioner once; this process decides what to do and writes the captions), else None.
     `report(line)` receives warnings and per-photo errors as they happen (default: stderr,
     above the progress bar).
     Raises a Tr2mError, before anything is written, for missing inputs, a malformed existing
@@ -346,15 +363,15 @@ def caption_photos(
     started = time.perf_counter()
     progress = Progress(0, enabled=options.progress, unit="caption", desc="caption", say=report)
     with StopSignals(progress.say) as signals:
-        return _caption(inputs, options, captioner, token_counter, progress, signals, started)
+        return _caption(inputs, options, captioner, token_counter, progress, signals, started, ray)
 
 
-def _caption(inputs, options, captioner, token_counter, progress, signals, started) -> CaptionSummary:
+def _caption(inputs, options, captioner, token_counter, progress, signals, started, ray=None) -> CaptionSummary:
     from .captioner import Captioner, load_captioner
 
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
-    out = shard_file(Path(os.path.abspath(Path(options.out).expanduser())), options.shard) if options.out else None
-    caption_root = Path(os.path.abspath(Path(options.caption_root).expanduser())) if options.caption_root else None
+    out = shard_file(storage.location(options.out), options.shard) if options.out else None
+    caption_root = storage.location(options.caption_root) if options.caption_root else None
     options = replace(options, out=out, caption_root=caption_root)
     found = discover_photos(inputs, recursive=options.recursive, own_output=caption_root)
     everything = found.images
@@ -369,9 +386,11 @@ def _caption(inputs, options, captioner, token_counter, progress, signals, start
         skipped=len(images) - len(todo),
         summary_file=summary_path(options, everything),
         options=jsonable(options),
-        inputs=[str(i) for i in inputs],
+        inputs=[storage.describe(i) for i in inputs],
         inputs_skipped=[(str(s.path), s.reason) for s in found.skipped],
     )
+    if ray is not None:
+        summary.options["engine"], summary.options["workers"] = "ray", str(ray.workers)
     if isinstance(sink, CaptionFileSink):
         # The file is to hold every photo's caption: those found beside the photos are copied in,
         # so `convert --caption-file` finds them all.
@@ -394,7 +413,14 @@ def _caption(inputs, options, captioner, token_counter, progress, signals, start
     for image in (i for i in todo if i in blocked):
         fail(image, f"{sink.path(image)}: cannot be written (permission denied): use --out FILE or --caption-root DIR")
     todo = [image for image in todo if image not in blocked]
-    if todo:
+    if todo and ray is not None:
+        from .resolve import resolve_captioner
+
+        if isinstance(captioner, Captioner):
+            raise InputError("on Ray each worker loads its own captioner: give its name or folder, not a loaded one")
+        summary.captioner = resolve_captioner(captioner).name
+        summary.model = {"name": summary.captioner}
+    elif todo:
         if not isinstance(captioner, Captioner):
             captioner = load_captioner(captioner, device=options.device, precision=options.precision)
         summary.captioner = captioner.name
@@ -425,7 +451,11 @@ def _caption(inputs, options, captioner, token_counter, progress, signals, start
             progress.advance()
 
     try:
-        if todo:
+        if todo and ray is not None:
+            from .ray_engine import caption_on_ray
+
+            caption_on_ray(todo, captioner, options, ray, on_caption)
+        elif todo:
             generate_captions(
                 captioner,
                 todo,

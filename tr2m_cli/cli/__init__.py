@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("tr2m_cli.cli.eval", "eval_command"),
     "train": ("tr2m_cli.cli.train", "train"),
     "caption": ("tr2m_cli.cli.caption", "caption"),
+    "view": ("tr2m_cli.cli.view", "view"),
 }
 
 

@@ -3,11 +3,18 @@ Parses options, calls `tr2m_cli.caption.run.caption_photos`, reports."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from .options import batch_size_option, captioner_option, device_option, precision_option, quiet_option, workers_option
+from .options import (
+    batch_size_option,
+    captioner_option,
+    device_option,
+    engine_options,
+    engine_workers,
+    precision_option,
+    quiet_option,
+    storage_argument,
+)
 from .types import interruptible, job_exit
 
 EPILOG = """\b
@@ -29,8 +36,8 @@ error, 130/143 stopped by Ctrl-C/SIGTERM (captions made so far are saved).
 @click.command(epilog=EPILOG)
 @click.argument("inputs", nargs=-1, required=True, metavar="PHOTOS...")
 @captioner_option
-@click.option("--out", "-o", type=click.Path(path_type=Path), help="One captions file (.json or .jsonl) instead of sidecars.")
-@click.option("--caption-root", type=click.Path(path_type=Path), help="Write DIR/<relative path>.txt, mirroring the inputs.")
+@click.option("--out", "-o", metavar="FILE|URL", help="One captions file (.json or .jsonl) instead of sidecars.")
+@click.option("--caption-root", metavar="DIR|URL", help="Write DIR/<relative path>.txt, mirroring the inputs.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders.")
 @click.option("--shard", metavar="K/N", help="Caption only part K of N (for N machines sharing one folder).")
 @click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip photos that already have a caption.")
@@ -38,24 +45,30 @@ error, 130/143 stopped by Ctrl-C/SIGTERM (captions made so far are saved).
 @precision_option
 @batch_size_option
 @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Longest caption, in tokens [default: the captioner's].")
-@workers_option("2", default=2)
+@engine_options("2")
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone.")
 @quiet_option
 def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existing, device, precision, batch_size,
-            max_new_tokens, workers, max_megapixels, quiet) -> None:  # fmt: skip
+            max_new_tokens, workers, engine, gpus_per_worker, ray_address, decode_on_cpus, max_megapixels, quiet) -> None:  # fmt: skip
     """Write a caption for each photo in PHOTOS (files, folders, @list.txt) that has none.
 
     \b
       tr2m caption photos                              # photos/x.jpg → photos/x.txt
       tr2m caption photos --out captions.json          # then: tr2m convert photos --caption-file captions.json
       tr2m caption photos --captioner llava-v1.6-mistral-7b --device cuda
+      tr2m caption s3://lab/frames --out s3://lab/captions.jsonl --engine ray --workers 8
     """
     from ..caption.run import CaptionOptions, caption_photos
+    from ..errors import InputError
     from ..io.inputs import Shard
 
+    if decode_on_cpus:
+        raise InputError("--decode-on-cpus is for convert: captioning workers decode their own photos")
+    workers, ray = engine_workers(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
+
     options = CaptionOptions(
-        out=out,
-        caption_root=caption_root,
+        out=storage_argument(out),
+        caption_root=storage_argument(caption_root),
         recursive=recursive,
         shard=Shard.parse(shard) if shard else None,
         overwrite=not skip_existing,
@@ -63,10 +76,10 @@ def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existin
         precision=precision,
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
-        decode_workers=workers,
+        **({"decode_workers": workers} if workers is not None else {}),
         max_pixels=int(max_megapixels * 1e6),
         progress=not quiet,
     )
     with interruptible("captions made so far are saved; run the same command again to go on"):
-        summary = caption_photos(list(inputs), options, captioner=captioner)
+        summary = caption_photos(list(inputs), options, captioner=captioner, ray=ray)
     job_exit(summary, quiet=quiet)

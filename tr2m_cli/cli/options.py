@@ -95,3 +95,66 @@ def dataset_root_options(function):
 def dataset_roots(options: dict) -> dict:
     """Pop the `<name>_root` values out of a command's keyword arguments: {name: path} of those given."""
     return {name: path for name in DATASET_ROOT_FLAGS if (path := options.pop(f"{name}_root", None)) is not None}
+
+
+def engine_options(workers_default_text: str, *, workers_default: int | None = None):
+    """--workers, --engine and the Ray engine's resources, for commands that run per-photo work.
+
+    `--workers` keeps its meaning of every command (how many background workers read photos;
+    0: the main process) with `--engine local`; with `--engine ray` the workers are Ray's: N, or
+    MIN,MAX for a pool that grows and shrinks with the cluster, each reading its own photos."""
+
+    def decorate(command):
+        for option in reversed([
+            click.option("--workers", metavar="N|MIN,MAX", default=None if workers_default is None else str(workers_default),
+                         help=f"Background workers reading photos; 0: in the main process [default: {workers_default_text}]; "
+                              f"with --engine ray: Ray workers, N or MIN,MAX to autoscale [default: 1]."),
+            click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                         help="local: this process; ray: workers on a Ray cluster (pip install 'tr2m[ray]')."),
+            click.option("--gpus-per-worker", type=click.FloatRange(min=0), metavar="F",
+                         help="With --engine ray: GPUs per worker, fractions share a GPU [default: 1 if the cluster has GPUs, else 0]."),
+            click.option("--ray-address", metavar="ADDRESS",
+                         help="With --engine ray: the cluster to use [default: a running one (RAY_ADDRESS, `ray start`), else a local one]."),
+            click.option("--decode-on-cpus", is_flag=True,
+                         help="With --engine ray: decode photos in CPU tasks ahead of the (GPU) workers."),
+        ]):  # fmt: skip
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def engine_workers(engine: str, workers: str | None, gpus_per_worker, ray_address, decode_on_cpus):
+    """(photo readers for the local engine or None, RayResources for the Ray engine or None).
+    The Ray options mean nothing to the local engine: say so rather than ignore them."""
+    from ..errors import InputError
+
+    given = [name for name, value in (("--gpus-per-worker", gpus_per_worker), ("--ray-address", ray_address),
+             ("--decode-on-cpus", decode_on_cpus)) if value]  # fmt: skip
+    if engine != "ray":
+        if given:
+            raise InputError(f"{', '.join(given)}: Ray engine options; add --engine ray")
+        if workers is None:
+            return None, None
+        try:
+            readers = int(workers)
+        except ValueError:
+            raise InputError(f"--workers {workers}: a number of photo readers (N,M ranges are for --engine ray)") from None
+        if readers < 0:
+            raise InputError(f"--workers {workers}: 0 or more")
+        return readers, None
+    from ..cluster import RayResources
+
+    return None, RayResources(workers=workers or "1", gpus_per_worker=gpus_per_worker, address=ray_address,
+                              decode_on_cpus=decode_on_cpus)  # fmt: skip
+
+
+def storage_argument(text: str | None):
+    """A path option that may also be a storage URL: a Path, the URL text, or None."""
+    if text is None:
+        return None
+    from pathlib import Path
+
+    from ..io.storage import is_url
+
+    return text if is_url(text) else Path(text)

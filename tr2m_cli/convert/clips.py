@@ -36,7 +36,7 @@ from ..io.atomic import make_folders, write_json
 from ..io.captions import Caption
 from ..io.depth_files import DEPTH_UNIT, read_depth_png16, read_depth_tiff
 from ..io.inputs import InputImage
-from ..io.intrinsics import Intrinsics, resolve_intrinsics
+from ..io.intrinsics import Intrinsics
 from ..io.manifest import ManifestLog, describe_os_error, read_manifest
 from ..jobs import fingerprint, input_file_identity, is_current, jsonable, now_iso
 from ..sequences.captions import SceneCaption, caption_at
@@ -62,7 +62,9 @@ def clip_identity(clip: InputImage) -> dict[str, Any] | None:
         return None
 
 
-def clip_settings(base: dict[str, Any], options, clip: InputImage, caption: Caption | None, scenes: list[SceneCaption]) -> tuple[dict, dict]:
+def clip_settings(
+    base: dict[str, Any], options, clip: InputImage, caption: Caption | None, scenes: list[SceneCaption], camera: dict | None = None
+) -> tuple[dict, dict]:
     """(the clip's settings, its frames' settings): everything that makes their outputs what
     they are. A frame's depth does not depend on where the clip ends (smoothing looks back
     only), so `end` and `max_frames` are the clip's, not its frames'."""
@@ -72,6 +74,7 @@ def clip_settings(base: dict[str, Any], options, clip: InputImage, caption: Capt
         "caption": caption.text if caption is not None else None,
         "scene_captions": [[s.first, s.text] for s in scenes],
         "input_file": clip_identity(clip),
+        "camera": camera,  # a camera file's entry for the clip (--intrinsics, a sidecar), if any
         "clip": {"topic": options.clip.topic, "camera_info_topic": options.clip.camera_info_topic, "fps": options.clip.fps},
         "stabilize": options.stabilize.describe() if options.stabilize.enabled else None,
     }
@@ -165,9 +168,12 @@ class ClipConverter:
     # -- deciding what is done ------------------------------------------------------------------
 
     @staticmethod
-    def prepare(shared: dict[str, Any], options, layout, clip: InputImage, caption: Caption | None, scenes: list[SceneCaption]) -> ClipWork:
-        """A clip with its settings and fingerprints (`shared`: the run's model settings)."""
-        whole, frame = clip_settings(shared, options, clip, caption, scenes)
+    def prepare(
+        shared: dict[str, Any], options, layout, clip: InputImage, caption: Caption | None, scenes: list[SceneCaption], camera=None
+    ) -> ClipWork:
+        """A clip with its settings and fingerprints (`shared`: the run's model settings;
+        `camera`: what a camera file says about the clip)."""
+        whole, frame = clip_settings(shared, options, clip, caption, scenes, camera)
         return ClipWork(clip, caption, scenes, whole, fingerprint(whole), frame, fingerprint(frame))
 
     @staticmethod
@@ -176,7 +182,7 @@ class ClipConverter:
         exist: nothing to open."""
         if options.overwrite or not is_current(record, work.fingerprint, True):
             return False
-        clip_layout = ClipLayout(layout.out_dir, work.clip.output_stem, options.outputs)
+        clip_layout = ClipLayout(layout.out_dir, work.clip.output_stem, options.outputs, suffixes=layout.suffixes)
         if not clip_layout.clip_record.is_file() or (clip_layout.preview and not clip_layout.preview_video.is_file()):
             return False
         frames = [r for r in read_manifest(clip_layout.frames_manifest).values() if r.get("status") == "ok"]
@@ -223,7 +229,10 @@ class ClipConverter:
             source = open_clip(clip.path, options.clip, sequence_folder=clip.kind == "frames")
         except Tr2mError as exc:
             return self._clip_failure(clip, caption, str(exc), started)
-        layout = ClipLayout(self.run.layout.out_dir, clip.output_stem, options.outputs, width=index_width(frame_count(source)))
+        layout = ClipLayout(
+            self.run.layout.out_dir, clip.output_stem, options.outputs, width=index_width(frame_count(source)),
+            suffixes=self.run.layout.suffixes,
+        )  # fmt: skip
         self.run.progress.add_total(selected_span(options.clip.selection, frame_count(source), source.fps)[2])
         try:
             make_folders(layout.out_dir, clip.output_stem)
@@ -237,7 +246,7 @@ class ClipConverter:
             state.preview = PreviewFrames(
                 layout.folder,
                 fallback=lambda index: self._depth_on_disk(layout, index),
-                has_fallback=lambda index: any(p.is_file() for k, p in layout.frame_paths(index).items() if k != "ply"),
+                has_fallback=lambda index: any(p.is_file() for k, p in layout.frame_paths(index).items() if k in ("tiff", "npy", "png16")),
                 times=times.get,
             )
         done = self._done_test(state)
@@ -252,7 +261,7 @@ class ClipConverter:
         )  # fmt: skip
         wanted = (lambda i: i > resume_after) if stabilize else (lambda i: not done(i))
         cloud_grid = None
-        if "ply" in options.outputs:
+        if options.grid_outputs:  # clouds, meshes, renders: in the frame's colours
             from ..io.pointcloud import cloud_stride, grid_shape
 
             cloud_grid = lambda h, w: grid_shape(h, w, cloud_stride(h, w, options.cloud))  # noqa: E731
@@ -307,7 +316,11 @@ class ClipConverter:
             progress.advance()
             return
         if state.intrinsics is None:
-            state.intrinsics = self._intrinsics(source, *result.depth.shape)
+            try:
+                state.intrinsics = self._intrinsics(state.clip, source, *result.depth.shape)
+            except Tr2mError as exc:
+                self._frame_failed(state, index, str(exc), result.seconds)
+                return
         while len(self.writes) >= 2 * self.options.write_workers + self.batch_size:
             self._collect(block=True)
         state.pending.add(index)
@@ -440,13 +453,14 @@ class ClipConverter:
 
     # -- the end of a clip ----------------------------------------------------------------------
 
-    def _intrinsics(self, source, height: int, width: int) -> Intrinsics:
-        """The user's camera (--fx/--fov) first, then the recording's CameraInfo, then the default."""
-        camera = self.options.camera
+    def _intrinsics(self, clip: InputImage, source, height: int, width: int) -> Intrinsics:
+        """The clip's camera: from a camera file (--intrinsics, --colmap, `drive.camera.json`
+        beside it), else --fx/--fov, else the recording's CameraInfo, else the default."""
+        cameras, camera = self.run.cameras, self.options.camera
         recorded = camera_info(source)
-        if recorded is not None and camera.fx is None and camera.fov_deg is None:
-            return recorded.for_size(height, width)
-        return resolve_intrinsics(height, width, camera, None)
+        if cameras.describe(clip) is not None or recorded is None or camera.fx is not None or camera.fov_deg is not None:
+            return cameras.resolve(clip, height, width)
+        return recorded.for_size(height, width)
 
     def _depth_on_disk(self, layout: ClipLayout, index: int) -> np.ndarray | None:
         """A done frame's depth from its files, for the depth video (when its preview-size copy

@@ -10,14 +10,17 @@ from ..io.captions import CaptionRules
 from ..io.images import DEFAULT_MAX_PIXELS
 from ..io.inputs import Shard
 from ..io.intrinsics import CameraOptions
+from ..io.mesh import MeshOptions
 from ..io.pointcloud import PointCloudOptions
 from ..io.preview import PreviewOptions
+from ..io.render import RenderOptions
 from ..model.preprocess import SizePolicy
 from ..sequences.sources import ClipOptions
 from ..sequences.stabilize import StabilizeOptions
 
-OUTPUT_KINDS = ("tiff", "preview", "ply", "npy", "png16")
+OUTPUT_KINDS = ("tiff", "preview", "ply", "npy", "png16", "exr", "mesh", "render")
 DEFAULT_OUTPUTS = ("tiff", "preview")
+GRID_KINDS = ("ply", "mesh", "render")  # built on the point cloud's sampling grid, in the photo's colours
 
 
 def parse_outputs(text: str) -> tuple[str, ...]:
@@ -54,6 +57,8 @@ class ConvertOptions:
     preview: PreviewOptions = PreviewOptions()
     camera: CameraOptions = CameraOptions()
     cloud: PointCloudOptions = PointCloudOptions()
+    mesh: MeshOptions = MeshOptions()
+    render: RenderOptions = RenderOptions()
     decode_workers: int = field(default_factory=_default_workers)  # 0: decode in the main thread
     write_workers: int = field(default_factory=_default_workers)
     max_pixels: int | None = DEFAULT_MAX_PIXELS  # larger photos fail alone; None: no limit
@@ -87,9 +92,18 @@ class ConvertOptions:
         settings: dict = {"kinds": sorted(self.outputs), "camera": jsonable(self.camera)}
         if "preview" in self.outputs:
             settings["preview"] = jsonable(self.preview)
-        if "ply" in self.outputs:
+        if self.grid_outputs:
             settings["cloud"] = jsonable(self.cloud)
+        if "mesh" in self.outputs:
+            settings["mesh"] = jsonable(self.mesh)
+        if "render" in self.outputs:
+            settings["render"] = jsonable(self.render)
         return settings
+
+    @property
+    def grid_outputs(self) -> tuple[str, ...]:
+        """The requested kinds built on the point-cloud grid (they need the photo's colours)."""
+        return tuple(kind for kind in self.outputs if kind in GRID_KINDS)
 
     @property
     def domain(self) -> str | None:

@@ -11,8 +11,9 @@
 
 The run, in order (the job plumbing is `tr2m_cli.jobs`, shared with `tr2m caption`):
 1. Checks that need no model: inputs exist and hold photos (what is skipped is said), the caption
-   file is well formed and its keys unambiguous, the output folder can be made, an existing
-   manifest is one. Any failure is one InputError / OutputError and nothing is written.
+   file, intrinsics file and COLMAP model are well formed and their keys unambiguous, the extras
+   the outputs need are installed, the output folder can be made, an existing manifest is one.
+   Any failure is one InputError / OutputError / MissingExtraError and nothing is written.
 2. The model is identified (name and head sha256, without loading it) and each photo's settings
    fingerprinted (jobs.fingerprint). Photos whose last record is ok with the same fingerprint
    and whose files exist are skipped (unless `overwrite`); the others are converted, those with
@@ -42,6 +43,7 @@ from typing import Any, Iterator, Sequence
 from ..errors import InputError, OutputError, Tr2mError
 from ..io.captions import Caption, CaptionFallback, CaptionResolver
 from ..io.inputs import InputImage, select_shard
+from ..io.intrinsics import CameraResolver
 from ..io.manifest import ManifestLog, describe_os_error, read_manifest_checked
 from ..io.pointcloud import cloud_stride, grid_shape
 from ..jobs import (
@@ -80,6 +82,7 @@ class ConvertSummary(JobSummary):
     manifest: Path | None = None
     shard: str | None = None
     clips: Any = None  # ClipTotals, when the inputs hold clips
+    default_camera: int = 0  # photos converted with the default field of view
 
     @property
     def converted(self) -> int:
@@ -99,27 +102,35 @@ class ConvertSummary(JobSummary):
     def line(self) -> str:
         clips = self.clips
         if clips is None or not clips.clips:
-            return super().line()
-        pieces = []
-        if self.photos:
-            photo_parts = [f"{self.done} converted"]
-            if self.redone:
-                photo_parts.append(f"{self.redone} redone: settings changed")
-            if self.skipped:
-                photo_parts.append(f"{self.skipped} {self.skipped_words}")
-            if self.failed - clips.failed:
-                photo_parts.append(f"{self.failed - clips.failed} failed")
-            pieces.append(f"{', '.join(photo_parts)} of {self.photos} photos")
-        pieces.append(clips.words())
-        working = self.elapsed_s - self.setup_s
-        images = self.done + clips.frames
-        rate = f", {images / working:.2f} images/s" if images and working > 0 else ""
-        state = "interrupted: " if self.interrupted else ""
-        return f"{state}{'; '.join(pieces)} in {self.elapsed_s:.1f} s{rate} → {self.summary_target()}"
+            line = super().line()
+        else:
+            pieces = []
+            if self.photos:
+                photo_parts = [f"{self.done} converted"]
+                if self.redone:
+                    photo_parts.append(f"{self.redone} redone: settings changed")
+                if self.skipped:
+                    photo_parts.append(f"{self.skipped} {self.skipped_words}")
+                if self.failed - clips.failed:
+                    photo_parts.append(f"{self.failed - clips.failed} failed")
+                pieces.append(f"{', '.join(photo_parts)} of {self.photos} photos")
+            pieces.append(clips.words())
+            working = self.elapsed_s - self.setup_s
+            images = self.done + clips.frames
+            rate = f", {images / working:.2f} images/s" if images and working > 0 else ""
+            state = "interrupted: " if self.interrupted else ""
+            line = f"{state}{'; '.join(pieces)} in {self.elapsed_s:.1f} s{rate} → {self.summary_target()}"
+        if self.default_camera:  # their 3-D geometry is only as right as a guessed field of view
+            line += (
+                f"; {self.default_camera} used the default field of view (no camera given, no EXIF focal "
+                f"length: --fov, --intrinsics or --colmap)"
+            )
+        return line
 
     def to_json(self) -> dict[str, Any]:
         return {
             **super().to_json(),
+            "default_camera": self.default_camera,
             "out": str(self.out_dir),
             "shard": self.shard,
             "manifest": self.manifest.name if self.manifest is not None else None,
@@ -136,7 +147,7 @@ def manifest_names(options: ConvertOptions) -> tuple[str, str]:
 
 
 @dataclass
-class _Model:
+class IdentifiedModel:
     """The model of a run, identified before it is loaded (skipping needs no model)."""
 
     source: Any  # a model folder, or a loaded TR2M
@@ -146,7 +157,7 @@ class _Model:
     size_policy: Any  # the model's default SizePolicy
 
 
-def _identify(model: Any, options: ConvertOptions) -> _Model:
+def identify_model(model: Any, options: ConvertOptions) -> IdentifiedModel:
     from ..model.preprocess import SizePolicy
     from ..model.tr2m import TR2M
     from ..runtime import resolve_device, resolve_precision
@@ -155,14 +166,14 @@ def _identify(model: Any, options: ConvertOptions) -> _Model:
     from ..weights.resolve import resolve_model
 
     if isinstance(model, TR2M):
-        return _Model(model, model_identity(model), model.spec, precision_name(model.precision), model.size_policy)
+        return IdentifiedModel(model, model_identity(model), model.spec, precision_name(model.precision), model.size_policy)
     folder = resolve_model(model, progress=options.progress)
     spec = read_model_folder(folder)
     precision = resolve_precision(options.precision, resolve_device(options.device))
-    return _Model(folder, model_identity(folder), spec, precision_name(precision), SizePolicy(token_budget=spec.token_budget))
+    return IdentifiedModel(folder, model_identity(folder), spec, precision_name(precision), SizePolicy(token_budget=spec.token_budget))
 
 
-def _load(model: _Model, options: ConvertOptions):
+def _load(model: IdentifiedModel, options: ConvertOptions):
     from ..model.tr2m import TR2M
     from ..weights.load import load_model
 
@@ -171,7 +182,26 @@ def _load(model: _Model, options: ConvertOptions):
     return load_model(model.source, device=options.device, precision=options.precision, progress=options.progress)
 
 
-def model_settings(model: _Model, options: ConvertOptions) -> dict[str, Any]:
+def long_captions(tr2m, texts) -> tuple[int, dict[str, int]]:
+    """(the text encoder's token limit, {caption: its token count} for captions over it)."""
+    from ..model.encoders import CLIP_CONTEXT_LENGTH
+
+    distinct = list(dict.fromkeys(texts))
+    limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
+    if not distinct:
+        return limit, {}
+    counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
+    return limit, {text: n for text, n in counts.items() if n > limit}
+
+
+def long_caption_warning(photos: int, limit: int, key: str, tokens: int) -> str:
+    return (
+        f"{photos} photo(s) have captions longer than the text encoder's {limit} "
+        f"tokens, which it truncates (e.g. {key}: {tokens} tokens)"
+    )
+
+
+def model_settings(model: IdentifiedModel, options: ConvertOptions) -> dict[str, Any]:
     """The settings every photo and clip of a run shares (see jobs.fingerprint)."""
     return {
         "model": model.identity["name"],
@@ -184,13 +214,34 @@ def model_settings(model: _Model, options: ConvertOptions) -> dict[str, Any]:
     }
 
 
-def photo_settings(model: _Model, options: ConvertOptions, image: InputImage, caption: Caption | None) -> dict[str, Any]:
-    """Everything that makes this photo's outputs what they are (see jobs.fingerprint)."""
+def photo_settings(
+    model: IdentifiedModel, options: ConvertOptions, image: InputImage, caption: Caption | None, camera: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything that makes this photo's outputs what they are (see jobs.fingerprint); `camera`:
+    the per-photo camera a file gives it (CameraResolver.describe)."""
     try:
-        source = input_file_identity(image.path)
+        source = ({"bytes": image.listed[0], "mtime_ns": image.listed[1]} if image.listed is not None
+                  else input_file_identity(image.path))  # fmt: skip
     except OSError:
         source = None
-    return {**model_settings(model, options), "caption": caption.text if caption is not None else None, "input_file": source}
+    return {
+        **model_settings(model, options),
+        "caption": caption.text if caption is not None else None,
+        "camera": camera,
+        "input_file": source,
+    }
+
+
+def check_extras(options: ConvertOptions) -> None:
+    """The optional packages the requested outputs need, before any work (MissingExtraError)."""
+    from ..extras import import_open3d, import_openexr, require
+
+    if "exr" in options.outputs:
+        import_openexr("--outputs exr")
+    if "ply" in options.outputs and (options.cloud.normals or options.cloud.remove_outliers):
+        import_open3d("--normals" if options.cloud.normals else "--remove-outliers")
+    if "mesh" in options.outputs and options.mesh.target_triangles is not None:
+        require("fast_simplification", "3d", "mesh simplification (--mesh-triangles)")
 
 
 def convert(
@@ -208,16 +259,24 @@ def convert(
     a Tr2mError (nothing written) for unusable inputs, caption files, output folders or weights,
     and JobInterrupted (a KeyboardInterrupt carrying the summary) when stopped by a signal.
     """
+    from ..io import storage
+
     started = time.perf_counter()
-    out_dir = Path(os.path.abspath(Path(out_dir).expanduser()))
     inputs = list(inputs) if not isinstance(inputs, (str, Path)) else [inputs]
+    if storage.is_url(out_dir) or any(storage.is_url(i) for i in inputs):
+        # Object stores: the plan and worker every engine shares, run in this process.
+        from .ray_engine import convert_in_process
+
+        return convert_in_process(inputs, out_dir, options, model=model, caption_fallback=caption_fallback)
+    out_dir = Path(os.path.abspath(Path(out_dir).expanduser()))
     progress = Progress(0, enabled=options.progress)
     with StopSignals(progress.say) as signals:
         return _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started)
 
 
 def _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started) -> ConvertSummary:
-    layout = OutputLayout(out_dir, options.outputs)
+    layout = OutputLayout(out_dir, options.outputs, options.mesh.format)
+    check_extras(options)
     found = discover_inputs(inputs, recursive=options.recursive, own_output=out_dir, sequence=options.sequence)
     everything = found.images
     clip_captioning = None
@@ -225,12 +284,13 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         clip_captioning = ClipCaptioning(caption_fallback, _clip_opener(options), options.clip.selection, options.scene_captions)
         caption_fallback = clip_captioning  # photos are handed on to the fallback as they are
     resolver = CaptionResolver(options.captions, [*everything, *found.clips], caption_fallback)
+    cameras = CameraResolver(options.camera, [*everything, *found.clips])  # a clip may have its camera in a file too
     images = select_shard(everything, options.shard)
     clips = select_shard(found.clips, options.shard)
     check_output_folder(out_dir)
     manifest_name, summary_name = manifest_names(options)
     previous, _ = read_manifest_checked(out_dir / manifest_name)
-    identified = _identify(model, options)
+    identified = identify_model(model, options)
 
     def reuse(image: InputImage) -> Caption | None:
         """A caption the fallback (e.g. --auto-caption) made for this photo last time."""
@@ -247,7 +307,9 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
     if clip_captioning is not None:
         for error in clip_captioning.errors:
             progress.warn(error)
-    settings = [photo_settings(identified, options, image, caption) for image, caption in zip(images, captions)]
+    settings = [
+        photo_settings(identified, options, image, caption, cameras.describe(image)) for image, caption in zip(images, captions)
+    ]
     prints = [fingerprint(s) for s in settings]
     todo, skipped, redone = [], 0, {}
     for image, caption, setting, print_ in zip(images, captions, settings, prints):
@@ -265,7 +327,7 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         shared = model_settings(identified, options)
         for clip, caption in zip(clips, clip_captions):
             scenes = _scene_captions(clip, caption, clip_captioning, previous.get(clip.key), caption_fallback)
-            work = ClipConverter.prepare(shared, options, layout, clip, caption, scenes)
+            work = ClipConverter.prepare(shared, options, layout, clip, caption, scenes, cameras.describe(clip))
             if ClipConverter.current(work, previous.get(clip.key), options, layout):
                 totals.current += 1
             else:
@@ -304,7 +366,9 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
     progress.total, progress.initial = len(images), skipped
     if clips:
         progress.unit = "image"  # photos and frames alike; each clip adds its frames as it opens
-    run = _Run(options=options, layout=layout, summary=summary, progress=progress, manifest=manifest, signals=signals)
+    run = _Run(
+        options=options, layout=layout, summary=summary, progress=progress, manifest=manifest, signals=signals, cameras=cameras
+    )
     context_settings = {
         image.key: {"fingerprint": print_, "settings": setting}
         for image, setting, print_ in zip(images, settings, prints)
@@ -331,6 +395,9 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
                 + (f", {totals.current} already done" if totals.current else "")
                 + (f"; smoothing over {options.stabilize.time_constant}" if options.stabilize.enabled else "; no smoothing")
             )
+        for origin, count in cameras.unmatched(everything).items():
+            if count == len(everything):
+                progress.warn(f"no camera in {origin} names any photo here (photos look like {everything[0].key!r})")
         if todo:
             stale = f", {len(redone)} to redo (settings changed)" if redone else ""
             progress.info(
@@ -364,8 +431,9 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
 class _Run:
     """The state of one conversion: pools, buckets, the manifest and the counters."""
 
-    def __init__(self, *, options, layout, summary, progress, manifest, signals) -> None:
+    def __init__(self, *, options, layout, summary, progress, manifest, signals, cameras) -> None:
         self.options: ConvertOptions = options
+        self.cameras: CameraResolver = cameras
         self.layout: OutputLayout = layout
         self.summary: ConvertSummary = summary
         self.progress: Progress = progress
@@ -390,6 +458,7 @@ class _Run:
             if status == "ok":
                 self.summary.done += 1
                 self.summary.redone += key in self.redone
+                self.summary.default_camera += (record.get("intrinsics") or {}).get("source") == "default"
             elif status == "failed":
                 self.summary.fail(key, record.get("error") or "")
                 self.progress.error(record.get("error") or key)
@@ -418,7 +487,7 @@ class _Run:
         )
         self.context = RunContext(
             self.layout, options, tr2m.spec.name, predictor.metres_per_unit, __version__,
-            precision_name(tr2m.precision), settings=settings,
+            precision_name(tr2m.precision), settings=settings, cameras=self.cameras,
         )  # fmt: skip
         work = []
         for image, caption in todo:
@@ -434,7 +503,7 @@ class _Run:
                 work.append((image, caption))
         self._warn_long_captions(tr2m, work)
         cloud_grid = None
-        if "ply" in options.outputs:
+        if options.grid_outputs:
             cloud = options.cloud
             cloud_grid = lambda h, w: grid_shape(h, w, cloud_stride(h, w, cloud))  # noqa: E731
         decode = functools.partial(
@@ -472,21 +541,11 @@ class _Run:
             self.progress.warn(f"out of memory: continuing with batches of {predictor.batch_size}")
 
     def _warn_long_captions(self, tr2m, work) -> None:
-        from ..model.encoders import CLIP_CONTEXT_LENGTH
-
-        distinct = list(dict.fromkeys(c.text for _, c in work))
-        if not distinct:
-            return
-        limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
-        counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
-        self.long_captions = {text: n for text, n in counts.items() if n > limit}
+        limit, self.long_captions = long_captions(tr2m, [c.text for _, c in work])
         affected = [(image.key, c.text) for image, c in work if c.text in self.long_captions]
         if affected:
             key, text = affected[0]
-            self.progress.warn(
-                f"{len(affected)} photo(s) have captions longer than the text encoder's {limit} "
-                f"tokens, which it truncates (e.g. {key}: {self.long_captions[text]} tokens)"
-            )
+            self.progress.warn(long_caption_warning(len(affected), limit, key, self.long_captions[text]))
 
     def _decode(self, item, *, policy, cloud_grid, big_photo_slots) -> DecodedPhoto | dict[str, Any]:
         image, caption = item

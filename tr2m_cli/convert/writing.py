@@ -10,19 +10,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import Tr2mError
+from ..io import storage
 from ..io.atomic import make_folders, write_json
 from ..io.captions import Caption
-from ..io.depth_files import DEPTH_UNIT, write_depth_npy, write_depth_png16, write_depth_tiff
+from ..io.depth_files import DEPTH_QUANTITY, DEPTH_UNIT, write_depth_npy, write_depth_png16
 from ..io.inputs import InputImage
-from ..io.intrinsics import Intrinsics, resolve_intrinsics
-from ..io.pointcloud import make_point_cloud, write_ply
+from ..io.intrinsics import CameraResolver, Intrinsics
 from ..io.preview import valid_depth, write_preview
+from ..io.save import PhotoDepth, save_depth_tiff, save_exr, save_mesh, save_ply, save_render
 from ..jobs.summary import now_iso
 from .decode import DecodedPhoto
 from .layout import OutputLayout
 from .options import ConvertOptions
-
-DEPTH_QUANTITY = "planar depth along the camera's optical axis"
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,7 @@ class RunContext:
     head_sha256: str | None = None
     # Each photo's settings and fingerprint (jobs.fingerprint), by photo key.
     settings: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+    cameras: CameraResolver | None = field(default=None, hash=False, compare=False)  # None: run-wide rules
 
 
 class NoDepthError(Tr2mError):
@@ -80,7 +80,7 @@ def caption_fields(caption: Caption | None) -> dict[str, Any]:
 
 
 def base_record(image: InputImage, status: str) -> dict[str, Any]:
-    return {"input": image.key, "path": str(image.path), "status": status}
+    return {"input": image.key, "path": storage.describe(image.path), "status": status}
 
 
 def failure_record(image: InputImage, error: str, caption: Caption | None = None, seconds: float = 0.0) -> dict[str, Any]:
@@ -104,12 +104,16 @@ def write_depth_files(
     name: str,
     model_name: str,
 ) -> dict[str, Any]:
-    """Write the depth outputs named in `paths` (tiff, npy, png16, preview, ply; others are the
-    caller's), each atomically → what the record says about them. A photo's and a clip frame's
-    files are written by this one function."""
+    """Write the depth outputs named in `paths` (tiff, exr, npy, png16, preview, ply, mesh,
+    render; others are the caller's), each atomically → what the record says about them.
+    `colors`: at the point-cloud grid. A photo's and a clip frame's files are written by this one
+    function."""
     record: dict[str, Any] = {}
+    source = PhotoDepth(depth, intrinsics, colors)
     if "tiff" in paths:
-        write_depth_tiff(paths["tiff"], depth, metadata)
+        save_depth_tiff(paths["tiff"], source, metadata=metadata)
+    if "exr" in paths:
+        save_exr(paths["exr"], source, metadata=metadata)
     if "npy" in paths:
         write_depth_npy(paths["npy"], depth)
     if "png16" in paths:
@@ -119,18 +123,14 @@ def write_depth_files(
     if "preview" in paths:
         low, high = write_preview(paths["preview"], depth, options.preview)
         record["preview_range_m"] = [round(low, 4), round(high, 4)]
+    about = (f"tr2m, {name}", f"model {model_name}")
     if "ply" in paths:
-        points, point_colors = make_point_cloud(depth, colors, intrinsics, options.cloud)
-        write_ply(
-            paths["ply"],
-            points,
-            point_colors,
-            comments=(
-                f"tr2m point cloud of {name}: metres, camera frame x right, y down, z forward",
-                f"model {model_name}; intrinsics {intrinsics.source}",
-            ),
-        )
-        record["points"] = int(len(points))
+        record["points"] = save_ply(paths["ply"], source, options=options.cloud, comments=about)
+    if "mesh" in paths:
+        mesh = save_mesh(paths["mesh"], source, options=options.cloud, target_triangles=options.mesh.target_triangles, comments=about)
+        record["mesh"] = {"vertices": int(len(mesh.vertices)), "triangles": int(len(mesh.faces))}
+    if "render" in paths:
+        save_render(paths["render"], source, options=options.cloud, render=options.render)
     return record
 
 
@@ -148,7 +148,9 @@ def write_photo(
     options = context.options
     check_depth(depth, photo.image.key)
     height, width = photo.size
-    intrinsics = intrinsics or resolve_intrinsics(height, width, options.camera, photo.exif_focal_mm)
+    if intrinsics is None:
+        cameras = context.cameras or CameraResolver(options.camera)
+        intrinsics = cameras.resolve(photo.image, height, width, photo.exif_focal_mm)
     paths = context.layout.paths(photo.image)
     record: dict[str, Any] = {
         **base_record(photo.image, "ok"),
@@ -159,7 +161,7 @@ def write_photo(
         "unit": DEPTH_UNIT,
         "depth_m": depth_statistics(depth),
         "intrinsics": {k: round(getattr(intrinsics, k), 4) for k in ("fx", "fy", "cx", "cy")}
-        | {"source": intrinsics.source},
+        | {"source": intrinsics.source, "detail": intrinsics.detail},
     }
     if options.domain is not None:
         record["domain"] = options.domain
@@ -180,7 +182,8 @@ def write_photo(
         "tr2m_version": context.tr2m_version,
         **made_by,
     }
-    make_folders(context.layout.out_dir, context.layout.folder(photo.image))
+    if not isinstance(context.layout.out_dir, storage.Url):  # object stores have no folders to make
+        make_folders(context.layout.out_dir, context.layout.folder(photo.image))
     record.update(
         write_depth_files(paths, depth, photo.colors, intrinsics, metadata, options, name=photo.image.key, model_name=context.model_name)
     )

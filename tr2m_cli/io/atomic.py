@@ -11,6 +11,9 @@ writing through it, and the rename replaces a link at the destination rather tha
 Temporaries keep the destination's last suffix (image writers pick the format from it) and are
 shortened when a long name plus the prefix would pass the file system's 255-byte limit. Files
 get the mode the umask gives (0644 under the usual 022), whatever a writer library chose.
+
+A destination on an object store (an `io.storage.Url`) is written to a local temporary and
+uploaded in one piece once complete (io.storage.staged_write): no partial object either.
 """
 
 from __future__ import annotations
@@ -113,6 +116,12 @@ def atomic_file(dest: str | Path, *, fsync: bool = True) -> Iterator[IO[bytes]]:
     """An open binary file to write; on success it becomes `dest`, on error it is removed.
     Writers that accept file objects (numpy, PIL with `format=`, tifffile) should use this: the
     file they write is the one we created, whatever happens to names meanwhile."""
+    if _is_url(dest):
+        from . import storage
+
+        with storage.staged_write(storage.location(dest)) as temp, open(temp, "wb") as handle:
+            yield handle
+        return
     dest = Path(dest)
     with _temporary(dest) as (temp, fd, mode):
         with os.fdopen(os.dup(fd), "wb") as handle:
@@ -125,12 +134,24 @@ def atomic_file(dest: str | Path, *, fsync: bool = True) -> Iterator[IO[bytes]]:
 def atomic_path(dest: str | Path, *, fsync: bool = True) -> Iterator[Path]:
     """A temporary path to write (for writers that only take a path); on success it replaces
     `dest`, on error it is removed. The file already exists, created by us, when it is yielded."""
+    if _is_url(dest):
+        from . import storage
+
+        with storage.staged_write(storage.location(dest)) as temp:
+            yield temp
+        return
     dest = Path(dest)
     with _temporary(dest) as (temp, fd, mode):
         yield temp
         # The writer may have deleted and recreated the file: finish the one the name holds now
         # (never through a link).
         _finish(temp, os.open(temp, os.O_RDONLY | NOFOLLOW | CLOEXEC), dest, fsync, mode)
+
+
+def _is_url(dest: Any) -> bool:
+    from .storage import is_url
+
+    return is_url(dest)
 
 
 def write_bytes(dest: str | Path, data: bytes) -> None:

@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import InputError
+from . import storage
 from .files import read_capped, read_head
 from .inputs import InputImage
+from .photo_keys import IMAGE_FIELDS, find_key, lookup_keys, match_keys, normalise_key
 
 # Caption text files hold a line or a few (the paper's trees: several captions per photo); more
 # than this is not a caption file (a log, a link to /dev/zero) and is not read.
@@ -49,7 +51,6 @@ DOMAIN_CAPTIONS: Mapping[str, str] = {
 }
 DOMAINS = tuple(DOMAIN_CAPTIONS)
 
-IMAGE_FIELDS = ("image", "file", "path", "filename")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 CAPTION_FIELDS = ("caption", "captions", "text")
 
@@ -111,9 +112,20 @@ def sidecar_path(image: InputImage) -> Path:
     return image.path.parent / f"{image.output_stem.name}.txt"
 
 
-def caption_root_path(image: InputImage, caption_root: str | Path) -> Path:
-    """The text file for a photo in a caption tree mirroring the inputs."""
-    return Path(caption_root) / f"{image.output_stem.as_posix()}.txt"
+def caption_root_path(image: InputImage, caption_root: str | Path | storage.Url) -> Path | storage.Url:
+    """The text file for a photo in a caption tree mirroring the inputs (a folder or a prefix)."""
+    root = storage.location(caption_root) if storage.is_url(caption_root) else Path(caption_root)
+    return storage.join(root, f"{image.output_stem.as_posix()}.txt")
+
+
+def _read_object_head(url: storage.Url, limit: int) -> tuple[bytes, bool]:
+    """(up to `limit` bytes, whether there is more) of an object; FileNotFoundError when absent."""
+    if not storage.is_file(url):
+        raise FileNotFoundError(str(url))
+    info = storage.stat(url)
+    if info.size > limit:
+        return b"", True
+    return storage.read_bytes(url), False
 
 
 def read_caption_lines(path: Path) -> list[str] | None:
@@ -122,7 +134,7 @@ def read_caption_lines(path: Path) -> list[str] | None:
     UTF-8 (with or without a BOM), else Latin-1. Only regular files are read, of at most
     CAPTION_TEXT_LIMIT bytes (a FIFO or a link to /dev/zero is an InputError, not a hang)."""
     try:
-        data, more = read_head(path, CAPTION_TEXT_LIMIT)
+        data, more = _read_object_head(path, CAPTION_TEXT_LIMIT) if isinstance(path, storage.Url) else read_head(path, CAPTION_TEXT_LIMIT)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -151,13 +163,6 @@ def _text_file_candidates(image: InputImage, folder_path: Path) -> list[Path]:
 # -- caption files ----------------------------------------------------------------------------
 
 
-def _normalise_key(key: str) -> str:
-    key = str(key).strip().replace("\\", "/")
-    while key.startswith("./"):
-        key = key[2:]
-    return key
-
-
 def _caption_list(value: Any, where: str) -> list[str]:
     """A caption or a list of captions → the cleaned list (readers that need one take the first)."""
     values = value if isinstance(value, list) else [value]
@@ -182,10 +187,10 @@ class _Table:
         self.entries: dict[str, list[str]] = {}
 
     def add(self, key: Any, value: Any, where: str) -> None:
-        if not isinstance(key, str) or not _normalise_key(key):
+        if not isinstance(key, str) or not normalise_key(key):
             raise InputError(f"{where}: the image key must be a non-empty text")
         captions = _caption_list(value, f"{where} ({key!r})")
-        key = _normalise_key(key)
+        key = normalise_key(key)
         previous = self.entries.get(key)
         if previous is not None and previous != captions:
             raise InputError(f"{self.path}: key {key!r} is given twice with different captions")
@@ -300,11 +305,17 @@ def read_caption_file(path: str | Path, *, lines_allowed: bool = False) -> Capti
     TSV; lines that all hold a tab, `image<TAB>caption`. Anything else is one caption per line,
     returned in `lines` when `lines_allowed` (the caller pairs them in its own documented order),
     an error otherwise. Any problem is one InputError naming the file and the place."""
-    path = Path(path)
-    if path.is_dir():
+    path = storage.location(path) if storage.is_url(path) else Path(path)
+    if storage.is_dir(path) and not storage.is_file(path):
         raise InputError(f"{path}: is a folder, not a caption file (did you mean --caption-root?)")
     try:
-        text = read_capped(path, CAPTION_FILE_LIMIT, "the caption file").decode("utf-8-sig")
+        if isinstance(path, storage.Url):
+            data, more = _read_object_head(path, CAPTION_FILE_LIMIT)
+            if more:
+                raise InputError(f"{storage.describe(path)}: larger than {CAPTION_FILE_LIMIT >> 20} MiB: not a caption file")
+            text = data.decode("utf-8-sig")
+        else:
+            text = read_capped(path, CAPTION_FILE_LIMIT, "the caption file").decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such caption file") from None
     except IsADirectoryError:
@@ -352,14 +363,6 @@ def load_caption_file(path: str | Path) -> dict[str, str]:
     return {key: captions[0] for key, captions in read_caption_file(path).by_key.items()}
 
 
-def lookup_keys(image: InputImage) -> list[str]:
-    """The keys under which a caption file may name a photo, most specific first."""
-    keys = [str(image.path), image.key, image.relative_to_input.as_posix()]
-    keys += [image.relative.with_suffix("").as_posix(), image.relative_to_input.with_suffix("").as_posix()]
-    keys += [image.path.name, image.path.stem]
-    return list(dict.fromkeys(keys))
-
-
 # -- resolving ----------------------------------------------------------------------------------
 
 
@@ -374,6 +377,7 @@ class CaptionResolver:
         images: Iterable[InputImage] = (),
         fallback: CaptionFallback | None = None,
     ) -> None:
+        images = list(images)
         self.rules = rules
         self.fallback = fallback
         self.table: dict[str, str] = {}
@@ -383,36 +387,27 @@ class CaptionResolver:
         if rules.caption_file is not None:
             self.table = load_caption_file(rules.caption_file)
             self._file_keys = self._match_file_keys(list(images))
-        if rules.caption_root is not None and not Path(rules.caption_root).is_dir():
-            raise InputError(f"{rules.caption_root}: no such caption folder (--caption-root)")
+        root = rules.caption_root
+        if root is not None and not storage.is_dir(storage.location(root) if storage.is_url(root) else Path(root)):
+            raise InputError(f"{storage.describe(root)}: no such caption folder (--caption-root)")
+        # On an object store one listing says which text files exist (not a request per photo).
+        self._listed_text_files: set[str] | None = None
+        remote_roots = {image.root for image in images if isinstance(image.root, storage.Url)}
+        if remote_roots:
+            if root is not None and storage.is_url(root):
+                remote_roots.add(storage.location(root))
+            self._listed_text_files = {
+                str(storage.join(prefix, info.key))
+                for prefix in remote_roots
+                for info in storage.list_files(prefix)
+                if info.key.endswith(".txt")
+            }
 
     def _match_file_keys(self, images: list[InputImage]) -> dict[Path, str]:
         """Each photo's key in the caption file; raises on keys that match several photos and
         on photos that several keys give different captions."""
-        chosen: dict[Path, str] = {}
-        claimed: dict[str, list[InputImage]] = {}
-        for image in images:
-            keys = [key for key in lookup_keys(image) if key in self.table]
-            if not keys:
-                continue
-            captions = {self.table[key] for key in keys}
-            if len(captions) > 1:
-                shown = ", ".join(repr(k) for k in keys)
-                raise InputError(
-                    f"{self.rules.caption_file}: keys {shown} all match {image.key} but give "
-                    f"different captions: keep one"
-                )
-            for key in keys:
-                claimed.setdefault(key, []).append(image)
-            chosen[image.path] = keys[0]
-        self._used_keys = set(claimed)
-        for key, owners in claimed.items():
-            if len(owners) > 1:
-                names = ", ".join(o.key for o in owners[:4]) + (", …" if len(owners) > 4 else "")
-                raise InputError(
-                    f"{self.rules.caption_file}: key {key!r} matches {len(owners)} photos ({names}): "
-                    f"key them by their path relative to the input folder, e.g. {owners[0].key!r}"
-                )
+        chosen = match_keys(self.table, images, self.rules.caption_file, "captions")
+        self._used_keys = {key for image in images for key in lookup_keys(image) if key in self.table}
         return chosen
 
     @property
@@ -425,7 +420,7 @@ class CaptionResolver:
         if self.table:
             key = self._file_keys.get(image.path)
             if key is None:
-                key = next((k for k in lookup_keys(image) if k in self.table), None)
+                key = find_key(self.table, image)
             if key is not None:
                 return Caption(self.table[key], "caption-file", f"{rules.caption_file} [{key!r}]")
         text_files = []
@@ -434,6 +429,8 @@ class CaptionResolver:
         if rules.sidecars:
             text_files += [("sidecar", p) for p in _text_file_candidates(image, sidecar_path(image))]
         for source, path in text_files:
+            if isinstance(path, storage.Url) and self._listed_text_files is not None and str(path) not in self._listed_text_files:
+                continue
             try:
                 text = read_first_line(path)
             except InputError as exc:

@@ -22,6 +22,7 @@ from ..errors import InputError
 from .atomic import atomic_file
 
 DEPTH_UNIT = "metres"
+DEPTH_QUANTITY = "planar depth along the camera's optical axis"
 PNG16_SCALE = 1000.0  # stored value per metre: millimetres
 PNG16_MAX_METRES = 65535 / PNG16_SCALE
 

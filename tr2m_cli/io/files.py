@@ -61,7 +61,17 @@ def open_regular(path: str | Path) -> BinaryIO:
 
 def read_capped(path: str | Path, limit: int, what: str = "file") -> bytes:
     """The whole content of a regular file of at most `limit` bytes; InputError naming the file
-    when it is bigger (or not a regular file). FileNotFoundError passes through."""
+    when it is bigger (or not a regular file). FileNotFoundError passes through. An object on a
+    store (io.storage.Url) is read in one request."""
+    from . import storage
+
+    if storage.is_url(path):
+        where = storage.location(path)
+        if not storage.is_file(where):
+            raise FileNotFoundError(str(where))
+        if storage.stat(where).size > limit:
+            raise InputError(f"{storage.describe(where)}: {what} is larger than {format_bytes(limit)}: not read")
+        return storage.read_bytes(where)
     with open_regular(path) as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:

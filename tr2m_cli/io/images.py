@@ -44,7 +44,7 @@ def avif_available() -> bool:
 
 def unsupported_reason(path: str | Path) -> str | None:
     """Why a photo with this name cannot be read on this installation, or None when it can."""
-    suffix = Path(path).suffix.lower()
+    suffix = Path(str(path)).suffix.lower()  # a local path or a storage URL
     if suffix in HEIF_SUFFIXES and not heif_available():
         return "a HEIC/HEIF photo: reading it needs pillow-heif (pip install 'tr2m[heif]')"
     if suffix in AVIF_SUFFIXES and not avif_available():
@@ -80,7 +80,13 @@ def open_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         # PIL's own guard warns above its limit and refuses above twice it; ours is the one users
         # set, so PIL's is moved out of its way (a process-wide setting, only ever raised).
         Image.MAX_IMAGE_PIXELS = max_pixels
-    with image_errors(path), open_regular(path) as handle, _no_bomb_warning(), Image.open(handle) as image:
+    from . import storage
+
+    def opened():  # within image_errors: a missing file is its one-line error
+        # A photo on an object store is read in one request; a local one only if it is a regular file.
+        return storage.open_for_reading(storage.location(path)) if storage.is_url(path) else open_regular(path)
+
+    with image_errors(path), opened() as handle, _no_bomb_warning(), Image.open(handle) as image:
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
             raise InputError(

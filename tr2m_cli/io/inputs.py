@@ -29,6 +29,10 @@ Rules (documented for users in the README):
   numbered frames (its images are then frames, not photos). Clips whose reader is not installed
   are skipped with the extra to install. A clip's `output_stem` is the folder its outputs go to.
 - Order is sorted by `relative` (then by path), identical on every machine.
+- URLs (`s3://bucket/frames`, `gs://…`, `az://…`; see io.storage) are listed in one request per
+  argument (a prefix walks everything under it unless `recursive=False`); keys, output stems and
+  what is skipped follow the same rules, so outputs keep the layout they would have on a local
+  disk. URLs and local paths cannot be mixed in one run.
 - `select_shard(images, Shard(k, n))` keeps a stable 1/n of the list by a hash of `relative`, so
   n machines can split one folder with no coordination and no overlap.
 """
@@ -37,12 +41,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
 from ..errors import InputError
 from ..sequences.kinds import clip_kind_of_name, is_ros2_bag_folder, missing_extra
+from . import storage
 from .files import read_capped, regular_file_problem
 from .images import IMAGE_SUFFIXES, unsupported_reason
 from .own_files import holds_a_run, is_output_name
@@ -60,11 +66,14 @@ class InputImage:
     `output_stem`: where per-image outputs go under an output folder, unique in the run.
     """
 
-    path: Path
-    root: Path
+    path: Path | storage.Url
+    root: Path | storage.Url
     relative: PurePosixPath
-    input_root: Path
+    input_root: Path | storage.Url
     output_stem: PurePosixPath
+    # (bytes, modification time in ns) as an object-store listing gave them, so fingerprints need
+    # no request per photo; None for local files (they are stat'ed).
+    listed: tuple[int, int] | None = field(default=None, compare=False)
     kind: str = "photo"  # or a clip's kind: "video", "bag", "frames" (a folder of numbered frames)
 
     @property
@@ -78,6 +87,8 @@ class InputImage:
 
     @property
     def relative_to_input(self) -> PurePosixPath:
+        if isinstance(self.path, storage.Url):
+            return self.path.relative_to(self.input_root)
         return PurePosixPath(Path(os.path.relpath(self.path, self.input_root)).as_posix())
 
 
@@ -350,8 +361,16 @@ def find_inputs(
     """
     if not inputs:
         raise InputError("no inputs given: name photos, folders or @list.txt files")
+    if any(storage.is_url(item) for item in inputs):
+        places = [storage.location(item) if storage.is_url(item) else item for item in inputs]
+        if all(isinstance(place, storage.Url) for place in places):
+            return _find_in_storage(places, recursive, exclude, own_output)
+        if any(isinstance(place, storage.Url) for place in places):
+            raise InputError("inputs mix local paths and storage URLs: give one kind per run")
+        inputs = places  # file:// URLs are local paths
     found: list[tuple[Path, Path, str]] = []  # (file or clip folder, the folder its outputs mirror from, kind)
-    walk = _Walk(recursive, Path(own_output) if own_output is not None else None, clips=clips or sequence, sequence=sequence)
+    local_output = own_output is not None and not storage.is_url(own_output)  # an object store holds no photos of ours here
+    walk = _Walk(recursive, Path(own_output) if local_output else None, clips=clips or sequence, sequence=sequence)
     for argument in _expand_arguments(inputs):
         argument = _absolute(argument)
         if argument.is_dir():
@@ -386,6 +405,70 @@ def find_inputs(
         for (relative, path, input_root, kind), stem in zip(entries, stems)
     ]
     return Found([i for i in items if not i.is_clip], walk.skipped, [i for i in items if i.is_clip])
+
+
+def _find_in_storage(urls: list, recursive: bool, exclude, own_output) -> Found:
+    """Photos under object-store prefixes (or named objects), one listing per argument, skipping
+    what the local walker skips: hidden names, tr2m's outputs, prefixes holding another tr2m run,
+    formats this installation cannot read."""
+    if len({url.protocol for url in urls}) > 1:
+        raise InputError(f"inputs on different stores ({', '.join(sorted({u.protocol for u in urls}))}): give one per run")
+    own = storage.location(own_output) if own_output is not None and storage.is_url(own_output) else None
+    found: dict[str, tuple[storage.Url, storage.Url]] = {}  # URL → (object, its input root)
+    sizes: dict[str, tuple[int, int]] = {}
+    skipped: list[Skipped] = []
+    for url in urls:
+        everything = storage.list_files(url, recursive=recursive, hidden=True)  # the one listing
+        listing = [info for info in everything if not storage.is_hidden(info.key)]
+        if not listing:
+            if is_image_name(url.name) and storage.is_file(url):
+                found.setdefault(str(url), (url, url.parent))
+                continue
+            raise InputError(f"{storage.describe(url)}: no such object or prefix")
+        runs = {folder for info in everything
+                if (folder := _run_folder(info.key)) and (own is None or storage.join(url, folder) != own)}  # fmt: skip
+        for info in listing:
+            name = PurePosixPath(info.key).name
+            if not is_image_name(name):
+                continue
+            item = storage.join(url, info.key)
+            parents = [str(p) for p in PurePosixPath(info.key).parents if str(p) != "."]
+            if any(parent in runs for parent in parents):
+                skipped.append(Skipped(Path(info.key), "folders holding another tr2m run's outputs"))
+            elif is_output_name(name):
+                skipped.append(Skipped(Path(info.key), "tr2m outputs"))
+            elif (reason := unsupported_reason(name)) is not None:
+                skipped.append(Skipped(Path(info.key), f"unreadable here: {reason}"))
+            else:
+                found.setdefault(str(item), (item, url))
+                sizes[str(item)] = (info.size, int((info.mtime or 0) * 1e9))
+    pairs = [pair for pair in found.values() if exclude is None or not exclude(pair[0])]
+    if not pairs:
+        return Found([], skipped)
+    common = posixpath.commonpath([input_root.path for _, input_root in pairs])
+    root = storage.Url(urls[0].protocol, common)
+    entries = sorted(((path.relative_to(root), path, input_root) for path, input_root in pairs), key=lambda e: e[0].as_posix())
+    stems = _assign_output_stems([relative for relative, _, _ in entries])
+    images = [
+        InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem, listed=sizes.get(str(path)))
+        for (relative, path, input_root), stem in zip(entries, stems)
+    ]
+    return Found(images, skipped)
+
+
+def _run_folder(key: str) -> str | None:
+    """The folder a key shows to hold a tr2m run (its manifest, run lock or manifest parts), else
+    None. By name: reading each candidate manifest's first record, as on disk, would cost a
+    request per folder."""
+    from .manifest_parts import PARTS_FOLDER
+    from .own_files import MANIFEST_PATTERN, RUN_LOCK
+
+    parts = key.split("/")
+    if PARTS_FOLDER in parts[:-1]:
+        return "/".join(parts[: parts.index(PARTS_FOLDER)]) or None
+    if MANIFEST_PATTERN.match(parts[-1]) or parts[-1] == RUN_LOCK:
+        return "/".join(parts[:-1]) or None
+    return None
 
 
 def select_shard(images: Sequence[InputImage], shard: Shard | None) -> list[InputImage]:

@@ -1,9 +1,24 @@
 """Camera intrinsics for turning a depth map into 3-D points.
 
-TR2M predicts depth, not the camera, so the focal length comes from, in order: the user
-(`fx`, `fy`, `cx`, `cy` in pixels), a field of view the user gives, the photo's EXIF 35 mm
-equivalent focal length, or a default horizontal field of view of 60° (between the Kinect-style
-cameras of NYUv2/TUM, about 62°, and a phone's main camera, 65–70°).
+TR2M predicts depth, not the camera, so each photo's camera comes from the first of:
+
+1. an intrinsics file (`intrinsics_file`, `--intrinsics F`): JSON, JSON Lines or CSV keyed like
+   caption files (`io/photo_keys.py`), each entry fx, fy, cx, cy or a 3×3 K, and optionally the
+   width and height of the image they describe;
+2. a COLMAP model (`colmap`, `--colmap DIR`: cameras/images .txt or .bin, `io/colmap.py`),
+   matched by the image NAME; distortion parameters are ignored (undistort such photos first)
+   and fisheye models refused;
+3. a sidecar beside the photo, `<stem>.camera.json`, one entry as in the file;
+4. the user's flags for every photo (`fx`, `fy`, `cx`, `cy` in pixels), else a field of view;
+5. the photo's EXIF 35 mm-equivalent focal length;
+6. a default horizontal field of view of 60° (between the Kinect-style cameras of NYUv2/TUM,
+   about 62°, and a phone's main camera, 65–70°).
+
+Intrinsics that say the image size they describe are rescaled to the photo when it differs (a
+resized copy), and refused when its aspect ratio differs (a crop or a rotation). Intrinsics
+without a size whose principal point lies outside the photo are refused: they belong to another
+size, and guessing which would silently bend every point. `Intrinsics.source` records which rule
+gave each camera and `detail` from where.
 
 Convention (OpenCV's): pixel (u, v) has its centre at integer coordinates, u along the width;
 a point at depth Z (metres, along the optical axis) is X = (u − cx)·Z/fx, Y = (v − cy)·Z/fy, with
@@ -12,11 +27,17 @@ x right, y down, z forward. The default principal point is the image centre ((W�
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 from ..errors import InputError
+from .inputs import InputImage
+from .photo_keys import IMAGE_FIELDS, find_key, match_keys, normalise_key
 
 DEFAULT_HORIZONTAL_FOV_DEG = 60.0
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)  # the 35 mm-equivalent focal length refers to it
@@ -35,6 +56,9 @@ class CameraOptions:
     fov_deg: float | None = None  # horizontal field of view
     use_exif: bool = True
     default_fov_deg: float = DEFAULT_HORIZONTAL_FOV_DEG
+    intrinsics_file: Path | None = None  # per-photo cameras: JSON, JSON Lines or CSV
+    colmap: Path | None = None  # a COLMAP model folder
+    sidecars: bool = True  # <stem>.camera.json beside a photo
 
     def __post_init__(self) -> None:
         if self.fy is not None and self.fx is None:
@@ -56,7 +80,8 @@ class CameraOptions:
 @dataclass(frozen=True)
 class Intrinsics:
     """Pinhole intrinsics in pixels for an image of `width` × `height`, and where they came from
-    (`source`: options, fov, exif or default)."""
+    (`source`: intrinsics-file, colmap, sidecar, options, fov, exif or default; `detail`: which
+    file and entry, and any rescaling)."""
 
     fx: float
     fy: float
@@ -86,6 +111,20 @@ class Intrinsics:
             source=self.source,
             detail=self.detail,
         )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "intrinsics") -> "Intrinsics":
+        """Back from `to_json` (an .intrinsics.json file, the TIFF's or EXR's metadata)."""
+        try:
+            return cls(
+                *(float(data[k]) for k in ("fx", "fy", "cx", "cy")),
+                int(data["width"]),
+                int(data["height"]),
+                str(data.get("source", "file")),
+                str(data.get("detail", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: not tr2m intrinsics (needs fx, fy, cx, cy, width, height): {exc}") from None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -130,3 +169,348 @@ def resolve_intrinsics(
     return Intrinsics(
         focal, focal, cx, cy, width, height, "default", f"default {options.default_fov_deg:g}° horizontal field of view"
     )
+
+
+# -- per-photo cameras ---------------------------------------------------------------------------
+
+ASPECT_TOLERANCE = 0.01  # a resized copy keeps its aspect ratio to within rounding
+SIDECAR_SUFFIX = ".camera.json"
+INTRINSICS_FILE_LIMIT = 512 << 20  # --intrinsics: a million photos' cameras is ~100 MB
+SIDECAR_LIMIT = 64 << 10  # one camera is a few hundred bytes
+
+
+@dataclass(frozen=True)
+class CameraEntry:
+    """One camera as a file gives it: pixels of an image of `width` × `height` when those are
+    known; cx, cy None for the image centre."""
+
+    fx: float
+    fy: float
+    cx: float | None = None
+    cy: float | None = None
+    width: int | None = None
+    height: int | None = None
+    note: str = ""  # e.g. distortion a COLMAP model had and we ignore
+    unusable: str = ""  # why a photo cannot use this camera (a fisheye model), said when one tries
+
+
+def _number(value: Any, name: str, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {name} must be a number, not {value!r}") from None
+    if not math.isfinite(number) or isinstance(value, bool):
+        raise InputError(f"{where}: {name} must be a finite number, not {value!r}")
+    return number
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_camera_entry(record: Mapping[str, Any], where: str) -> CameraEntry:
+    """An entry from {fx, fy, cx, cy} or {K} (alias "matrix", 3×3 or 9 numbers), with optional
+    width and height; other fields are ignored (so our own .intrinsics.json files read back)."""
+    fields = {str(k).strip().lower(): v for k, v in record.items()}
+    matrix = next((fields[k] for k in ("k", "matrix") if not _blank(fields.get(k))), None)
+    if not _blank(fields.get("fx")):
+        fx = _number(fields["fx"], "fx", where)
+        fy = fx if _blank(fields.get("fy")) else _number(fields["fy"], "fy", where)
+        cx = None if _blank(fields.get("cx")) else _number(fields["cx"], "cx", where)
+        cy = None if _blank(fields.get("cy")) else _number(fields["cy"], "cy", where)
+    elif matrix is not None:
+        flat = [v for row in matrix for v in (row if isinstance(row, (list, tuple)) else [row])] if isinstance(matrix, (list, tuple)) else []
+        if len(flat) != 9:
+            raise InputError(f"{where}: K must be a 3×3 matrix")
+        k = [_number(v, "K", where) for v in flat]
+        if k[1] != 0 or k[3] != 0 or k[6:] != [0, 0, 1]:
+            raise InputError(f"{where}: K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew)")
+        fx, fy, cx, cy = k[0], k[4], k[2], k[5]
+    else:
+        raise InputError(f"{where}: give fx (fy, cx, cy) or K, in pixels")
+    if (cx is None) != (cy is None):
+        raise InputError(f"{where}: cx and cy go together")
+    if not (fx > 0 and fy > 0):
+        raise InputError(f"{where}: focal lengths must be positive pixels, not fx={fx:g}, fy={fy:g}")
+    width, height = (None if _blank(fields.get(k)) else _number(fields[k], k, where) for k in ("width", "height"))
+    if (width is None) != (height is None):
+        raise InputError(f"{where}: width and height go together")
+    if width is not None and not (width >= 1 and height >= 1 and width == int(width) and height == int(height)):
+        raise InputError(f"{where}: width and height must be whole numbers of pixels")
+    return CameraEntry(fx, fy, cx, cy, None if width is None else int(width), None if height is None else int(height))
+
+
+def _principal_point_inside(cx: float, cy: float, width: int, height: int) -> bool:
+    return -0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5
+
+
+def fit_camera(
+    entry: CameraEntry, height: int, width: int, source: str, detail: str, photo: str = "the photo"
+) -> Intrinsics:
+    """`entry` as intrinsics of a `height` × `width` photo: rescaled when the entry's image size
+    differs (pixel centres stay put: u' = (u + ½)·s − ½), refused when its aspect ratio differs
+    or, without a size, when its principal point lies outside the photo."""
+    if entry.unusable:
+        raise InputError(f"{detail}: {entry.unusable}")
+    fx, fy, cx, cy = entry.fx, entry.fy, entry.cx, entry.cy
+    notes = [entry.note] if entry.note else []
+    if entry.width is not None and entry.height is not None:
+        if cx is not None and not _principal_point_inside(cx, cy, entry.width, entry.height):
+            raise InputError(
+                f"{detail}: principal point ({cx:g}, {cy:g}) lies outside the {entry.width}×{entry.height} image it is given for"
+            )
+        if (entry.width, entry.height) != (width, height):
+            scale_x, scale_y = width / entry.width, height / entry.height
+            if abs(scale_x - scale_y) > ASPECT_TOLERANCE * max(scale_x, scale_y):
+                raise InputError(
+                    f"{detail}: the camera is given for a {entry.width}×{entry.height} image but {photo} is "
+                    f"{width}×{height}, another aspect ratio (cropped or rotated?): give its own intrinsics"
+                )
+            fx, fy = fx * scale_x, fy * scale_y
+            if cx is not None:
+                cx, cy = (cx + 0.5) * scale_x - 0.5, (cy + 0.5) * scale_y - 0.5
+            notes.append(f"rescaled from {entry.width}×{entry.height}")
+    elif cx is not None and not _principal_point_inside(cx, cy, width, height):
+        raise InputError(
+            f"{detail}: principal point ({cx:g}, {cy:g}) lies outside the {width}×{height} {photo}: these "
+            f"intrinsics are for another image size; give the width and height they refer to, to have them rescaled"
+        )
+    if cx is None:
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    return Intrinsics(fx, fy, cx, cy, width, height, source, "; ".join([detail, *notes]))
+
+
+def _records_from_json(data: Any, path: Path) -> list[tuple[str, Any, str]]:
+    """(key, record, where) from a JSON object {key: record} or a list of records with "image"."""
+    if isinstance(data, dict):
+        return [(key, value, f"{path} [{key!r}]") for key, value in data.items()]
+    if isinstance(data, list):
+        result = []
+        for number, record in enumerate(data):
+            result.append(_keyed_record(record, f"{path} item {number}"))
+        return result
+    raise InputError(f"{path}: expected a JSON object mapping image → camera, or a list of cameras")
+
+
+def _keyed_record(record: Any, where: str) -> tuple[str, Any, str]:
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected an object with \"image\" and the camera")
+    key = next((record[f] for f in IMAGE_FIELDS if f in record), None)
+    if not isinstance(key, str) or not key.strip():
+        raise InputError(f"{where}: missing 'image', the photo the camera belongs to")
+    return key, record, f"{where} ({key!r})"
+
+
+def load_intrinsics_file(path: str | Path) -> dict[str, CameraEntry]:
+    """{normalised key: camera} from JSON, JSON Lines or CSV/TSV (columns image, fx, fy, cx, cy,
+    optionally width, height); any problem is one InputError naming the file and the place."""
+    from .files import read_capped
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an intrinsics file (did you mean --colmap?)")
+    try:
+        text = read_capped(path, INTRINSICS_FILE_LIMIT, "the intrinsics file").decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such intrinsics file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the intrinsics file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: intrinsics file is not UTF-8 text") from None
+    suffix, start = path.suffix.lower(), text.lstrip()[:1]
+    records: list[tuple[str, Any, str]] = []
+    if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _is_json_lines(text)):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append(_keyed_record(json.loads(line), f"{path} line {number}"))
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
+    elif suffix == ".json" or (suffix not in (".csv", ".tsv") and start in ("{", "[")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        records = _records_from_json(data, path)
+    else:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        reader.fieldnames = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
+        column = next((f for f in IMAGE_FIELDS if f in reader.fieldnames), None)
+        if column is None or "fx" not in reader.fieldnames:
+            raise InputError(f"{path}: expected a header with 'image' and 'fx' (fy, cx, cy, width, height) columns")
+        try:
+            for row in reader:
+                if any((value or "").strip() for value in row.values() if isinstance(value, str)):
+                    records.append((row.get(column) or "", row, f"{path} line {reader.line_num}"))
+        except csv.Error as exc:
+            raise InputError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+    table: dict[str, CameraEntry] = {}
+    for key, record, where in records:
+        if not isinstance(record, dict):
+            raise InputError(f"{where}: expected an object with fx, fy, cx, cy or K")
+        key = normalise_key(key)
+        if not key:
+            raise InputError(f"{where}: the image key must be a non-empty text")
+        entry = parse_camera_entry(record, where)
+        if table.get(key, entry) != entry:
+            raise InputError(f"{path}: key {key!r} is given twice with different cameras")
+        table[key] = entry
+    if not table:
+        raise InputError(f"{path}: holds no cameras")
+    return table
+
+
+def _is_json_lines(text: str) -> bool:
+    try:
+        json.loads(text)
+        return False
+    except json.JSONDecodeError as exc:
+        return exc.msg == "Extra data" and text.lstrip().startswith("{")
+
+
+def colmap_entries(folder: str | Path) -> dict[str, CameraEntry]:
+    """{image NAME: camera} from a COLMAP model; photos taken with a fisheye model are refused
+    where they are used (`CameraResolver`), pinhole models with distortion noted."""
+    from .colmap import UNDISTORTED, read_colmap_cameras
+
+    table = {}
+    for name, camera in read_colmap_cameras(folder).items():
+        note = f"COLMAP camera {camera.camera_id} {camera.model}"
+        if not camera.is_perspective:
+            unusable = f"{note} is a fisheye model; undistort the photos to pinhole ones first (colmap image_undistorter)"
+            table[normalise_key(name)] = CameraEntry(1.0, 1.0, None, None, camera.width, camera.height, note, unusable)
+            continue
+        if camera.model not in UNDISTORTED:
+            note += ", its lens distortion ignored"
+        table[normalise_key(name)] = CameraEntry(*camera.pinhole(), camera.width, camera.height, note)
+    return table
+
+
+def sidecar_camera_paths(image: InputImage) -> list[Path]:
+    """`<stem>.camera.json` beside the photo (`<name>.camera.json` first when photos share a stem)."""
+    own = image.path.parent / f"{image.output_stem.name}{SIDECAR_SUFFIX}"
+    shared = image.path.parent / f"{image.path.stem}{SIDECAR_SUFFIX}"
+    return list(dict.fromkeys([own, shared]))
+
+
+def read_sidecar_camera(path: Path) -> CameraEntry | None:
+    """The camera in a sidecar, or None when there is none. Only regular files of at most
+    SIDECAR_LIMIT bytes are read (a FIFO or a link to /dev/zero is an InputError, not a hang)."""
+    from .files import read_capped
+
+    try:
+        text = read_capped(path, SIDECAR_LIMIT, "the camera file").decode("utf-8-sig")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the camera ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: expected an object with fx, fy, cx, cy or K")
+    return parse_camera_entry(record, str(path))
+
+
+class CameraResolver:
+    """Each photo's intrinsics by the order in the module docstring. The intrinsics file and the
+    COLMAP model are read, and their keys checked against every photo of the run (`images`, before
+    any sharding), when the resolver is made: malformed files and ambiguous keys fail here."""
+
+    def __init__(self, options: CameraOptions = CameraOptions(), images: Iterable[InputImage] = ()) -> None:
+        self.options = options
+        images = list(images)
+        self.tables: list[tuple[str, str, dict[str, CameraEntry], dict[Path, str]]] = []
+        if options.intrinsics_file is not None:
+            table = load_intrinsics_file(options.intrinsics_file)
+            chosen = match_keys(table, images, options.intrinsics_file, "cameras")
+            self.tables.append(("intrinsics-file", str(options.intrinsics_file), table, chosen))
+        if options.colmap is not None:
+            table = colmap_entries(options.colmap)
+            chosen = match_keys(table, images, options.colmap, "cameras")
+            self.tables.append(("colmap", str(options.colmap), table, chosen))
+
+    def unmatched(self, images: Iterable[InputImage]) -> dict[str, int]:
+        """{file: how many of `images` it names no camera for} (typos, other sets)."""
+        images = list(images)
+        return {
+            origin: sum(1 for image in images if image.path not in chosen and find_key(table, image) is None)
+            for _, origin, table, chosen in self.tables
+        }
+
+    def _entry(self, image: InputImage) -> tuple[CameraEntry, str, str] | None:
+        """The per-photo camera for `image` (entry, source, where), or None to use the run-wide rules."""
+        for source, origin, table, chosen in self.tables:
+            key = chosen.get(image.path) or find_key(table, image)
+            if key is not None:
+                return table[key], source, f"{origin} [{key!r}]"
+        if self.options.sidecars:
+            for path in sidecar_camera_paths(image):
+                entry = read_sidecar_camera(path)
+                if entry is not None:
+                    return entry, "sidecar", str(path)
+        return None
+
+    def describe(self, image: InputImage) -> dict[str, Any] | None:
+        """The per-photo camera a file gives `image`, as data (for its fingerprint: a changed
+        entry makes its outputs stale); None when the run-wide rules apply."""
+        try:
+            found = self._entry(image)
+        except InputError as exc:
+            return {"error": str(exc)}
+        if found is None:
+            return None
+        entry, source, where = found
+        return {"source": source, "from": where, **asdict(entry)}
+
+    def resolve(
+        self, image: InputImage | None, height: int, width: int, exif_focal_mm: float | None = None
+    ) -> Intrinsics:
+        """Intrinsics for `image`, a `height` × `width` photo (None: only the run-wide rules)."""
+        photo = image.key if image is not None else "the photo"
+        found = self._entry(image) if image is not None else None
+        if found is not None:
+            entry, source, where = found
+            return fit_camera(entry, height, width, source, where, photo)
+        intrinsics = resolve_intrinsics(height, width, self.options, exif_focal_mm)
+        if not _principal_point_inside(intrinsics.cx, intrinsics.cy, width, height):
+            raise InputError(
+                f"--cx {intrinsics.cx:g} --cy {intrinsics.cy:g}: the principal point lies outside the "
+                f"{width}×{height} {photo}: give per-photo intrinsics with their image size (--intrinsics)"
+            )
+        return intrinsics
+
+
+def camera_for_photo(camera: Any, height: int, width: int, exif_focal_mm: float | None = None) -> Intrinsics:
+    """The intrinsics a Python caller means by `camera` for a `height` × `width` photo:
+
+    - None: the photo's EXIF focal length, else the default field of view;
+    - an Intrinsics (rescaled, by its width and height, when the photo's size differs);
+    - a 3×3 K matrix (array or nested lists) or a mapping as in an intrinsics file, in pixels of
+      this photo unless it says its width and height;
+    - CameraOptions: the run-wide rules (flags, field of view, EXIF, default).
+    """
+    if camera is None:
+        return resolve_intrinsics(height, width, CameraOptions(), exif_focal_mm)
+    if isinstance(camera, CameraOptions):
+        return resolve_intrinsics(height, width, camera, exif_focal_mm)
+    if isinstance(camera, Intrinsics):
+        entry = CameraEntry(camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height)
+        fitted = fit_camera(entry, height, width, camera.source, camera.detail or "intrinsics")
+        return fitted if (camera.width, camera.height) != (width, height) else camera
+    if isinstance(camera, Mapping):
+        return fit_camera(parse_camera_entry(camera, "intrinsics"), height, width, "argument", "intrinsics argument")
+    try:
+        import numpy as np
+
+        matrix = np.asarray(camera, dtype=np.float64)
+    except (TypeError, ValueError):
+        matrix = None
+    if matrix is None or matrix.shape != (3, 3):
+        raise InputError(
+            f"intrinsics of type {type(camera).__name__}: give an Intrinsics, a 3×3 K matrix, a mapping "
+            f"with fx fy cx cy, or CameraOptions"
+        )
+    entry = parse_camera_entry({"K": matrix.tolist()}, "intrinsics K")
+    return fit_camera(entry, height, width, "argument", "intrinsics argument (K)")

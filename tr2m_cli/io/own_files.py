@@ -22,16 +22,20 @@ OUTPUT_SUFFIXES = {
     "ply": ".points.ply",
     "npy": ".depth.npy",
     "png16": ".depth16.png",
+    "exr": ".depth.exr",
+    "mesh": ".mesh.glb",  # the default --mesh-format; MESH_SUFFIXES has every format's
+    "render": ".render.png",
     "intrinsics": ".intrinsics.json",
     "preview_video": ".preview.mp4",  # a clip's depth video (a video is an input too: never read back)
 }
+MESH_SUFFIXES = {"glb": ".mesh.glb", "ply": ".mesh.ply", "obj": ".mesh.obj"}
 RUN_LOCK = ".tr2m-run.lock"
 MANIFEST_PATTERN = re.compile(r"^manifest(-\d+-of-\d+)?\.jsonl$")
 
 
 def is_output_name(name: str) -> bool:
     """A file name tr2m gives to an output."""
-    return name.lower().endswith(tuple(OUTPUT_SUFFIXES.values()))
+    return name.lower().endswith((*OUTPUT_SUFFIXES.values(), *MESH_SUFFIXES.values()))
 
 
 def manifest_lock_name(manifest_name: str) -> str:

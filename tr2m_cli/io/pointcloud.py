@@ -13,9 +13,17 @@ A depth map becomes one point per (sampled) pixel through the camera intrinsics 
   within `max_points`), `voxel_size` merges points into voxels (mean position and colour), and
   `max_points` caps what is left by even subsampling.
 
-PLY files are binary little-endian with float32 x, y, z and uint8 red, green, blue: what Open3D,
-MeshLab, CloudCompare and Blender read. numpy writes them (4–5× faster than Open3D's writer, and
-no 1 s Open3D import in every worker); tests read them back with Open3D.
+The edge rule (`steep_edges`) is shared with meshes (`io/mesh.py`), which drop the triangles that
+span a steep edge instead of the points, and with renders (`io/render.py`).
+
+Open3D (the `3d` extra) does what it is good at, on request: `estimate_normals` (oriented towards
+the camera, so lighting and surface reconstruction see the visible side) and
+`remove_statistical_outliers` (points far from their neighbours, in units of the cloud's spread).
+
+PLY files are binary little-endian with float32 x, y, z, optionally float32 nx, ny, nz, and uint8
+red, green, blue: what Open3D, MeshLab, CloudCompare and Blender read. numpy writes them (4–5×
+faster than Open3D's writer, and no 1 s Open3D import in every worker); tests read them back with
+Open3D.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ class PointCloudOptions:
     voxel_size: float | None = None  # metres
     max_points: int = DEFAULT_MAX_POINTS
     edge_angle_deg: float = DEFAULT_EDGE_ANGLE_DEG  # 0 keeps flying pixels
+    remove_outliers: bool = False  # statistical outlier removal (Open3D, the `3d` extra)
+    normals: bool = False  # write normals, oriented towards the camera (Open3D)
 
     def __post_init__(self) -> None:
         if self.max_depth is not None and not self.max_depth > 0:
@@ -65,25 +75,55 @@ def grid_shape(height: int, width: int, stride: int) -> tuple[int, int]:
     return -(-height // stride), -(-width // stride)
 
 
+def steep_edges(depth: np.ndarray, intrinsics: Intrinsics, edge_angle_deg: float) -> dict[str, np.ndarray]:
+    """The edge rule, per pair of neighbouring pixels: True where the surface the pair spans is
+    within `edge_angle_deg` of the viewing ray, i.e. |Δz| > (lateral ray spacing) / tan(angle),
+    the spacing being z/f for a horizontal or vertical neighbour and z·√(1/fx² + 1/fy²) for a
+    diagonal one (z the nearer depth). Keys: "right" [H, W−1] (pixel and its right neighbour),
+    "down" [H−1, W], "diagonal" [H−1, W−1] (pixel and its down-right neighbour)."""
+    height, width = depth.shape
+    shapes = {"right": (height, max(width - 1, 0)), "down": (max(height - 1, 0), width)}
+    shapes["diagonal"] = (shapes["down"][0], shapes["right"][1])
+    if edge_angle_deg <= 0:
+        return {name: np.zeros(shape, dtype=bool) for name, shape in shapes.items()}
+    slope = 1.0 / math.tan(math.radians(edge_angle_deg))
+    spacing = {
+        "right": (depth[:, :-1], depth[:, 1:], 1.0 / intrinsics.fx),
+        "down": (depth[:-1], depth[1:], 1.0 / intrinsics.fy),
+        "diagonal": (depth[:-1, :-1], depth[1:, 1:], math.hypot(1.0 / intrinsics.fx, 1.0 / intrinsics.fy)),
+    }
+    edges = {}
+    with np.errstate(invalid="ignore"):
+        for name, (a, b, step) in spacing.items():
+            edges[name] = np.abs(a - b) > np.minimum(a, b) * (step * slope)
+    return edges
+
+
 def flying_pixels(depth: np.ndarray, intrinsics: Intrinsics, edge_angle_deg: float) -> np.ndarray:
-    """True where a pixel and a 4-neighbour span a surface within `edge_angle_deg` of the
-    viewing ray: |Δz| > (pixel footprint) / tan(angle), the footprint being z / f."""
+    """True where a pixel and a 4-neighbour span a steep edge (`steep_edges`): both are dropped."""
     mask = np.zeros(depth.shape, dtype=bool)
     if edge_angle_deg <= 0:
         return mask
-    slope = 1.0 / math.tan(math.radians(edge_angle_deg))
-    with np.errstate(invalid="ignore"):
-        for axis, focal in ((1, intrinsics.fx), (0, intrinsics.fy)):
-            a = depth[:, :-1] if axis == 1 else depth[:-1]
-            b = depth[:, 1:] if axis == 1 else depth[1:]
-            steep = np.abs(a - b) * focal > np.minimum(a, b) * slope
-            if axis == 1:
-                mask[:, :-1] |= steep
-                mask[:, 1:] |= steep
-            else:
-                mask[:-1] |= steep
-                mask[1:] |= steep
+    edges = steep_edges(depth, intrinsics, edge_angle_deg)
+    mask[:, :-1] |= edges["right"]
+    mask[:, 1:] |= edges["right"]
+    mask[:-1] |= edges["down"]
+    mask[1:] |= edges["down"]
     return mask
+
+
+def sample_depth(
+    depth: np.ndarray, intrinsics: Intrinsics, options: PointCloudOptions
+) -> tuple[np.ndarray, Intrinsics, np.ndarray]:
+    """The grid every 3-D output is built on: (depth at every stride-th pixel [h, w], the
+    intrinsics of that grid, valid [h, w]: finite, positive and within max_depth)."""
+    stride = cloud_stride(*depth.shape, options)
+    sampled = depth[::stride, ::stride]
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(sampled) & (sampled > 0)
+        if options.max_depth is not None:
+            valid &= sampled <= options.max_depth
+    return sampled, intrinsics.for_stride(stride), valid
 
 
 def backproject(depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
@@ -116,14 +156,9 @@ def make_point_cloud(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Full-size depth [H, W] (metres), colours at the sampling grid [h, w, 3] uint8 and the
     full-size intrinsics → (points [N, 3] float32, colours [N, 3] uint8)."""
-    stride = cloud_stride(*depth.shape, options)
-    sampled = depth[::stride, ::stride]
-    grid = intrinsics.for_stride(stride)
+    sampled, grid, keep = sample_depth(depth, intrinsics, options)
     if colors.shape[:2] != sampled.shape:
         raise ValueError(f"colours of shape {colors.shape[:2]} for a sampled depth of {sampled.shape}")
-    keep = np.isfinite(sampled) & (sampled > 0)
-    if options.max_depth is not None:
-        keep &= sampled <= options.max_depth
     keep &= ~flying_pixels(sampled, grid, options.edge_angle_deg)
     points = backproject(sampled, grid)[keep]
     point_colors = colors[keep]
@@ -132,24 +167,104 @@ def make_point_cloud(
     if len(points) > options.max_points:
         chosen = np.linspace(0, len(points) - 1, options.max_points).round().astype(np.int64)
         points, point_colors = points[chosen], point_colors[chosen]
+    if options.remove_outliers:  # last: its neighbour searches cost time per point kept
+        points, point_colors = remove_statistical_outliers(points, point_colors)
     return points, point_colors
 
 
+def colours_on_grid(image: np.ndarray, depth_shape: tuple[int, int], options: PointCloudOptions) -> np.ndarray:
+    """A photo's colours [H, W, 3] uint8 (any size with the depth map's aspect) at the sampling
+    grid of a depth map of `depth_shape`: box-averaged, as convert decodes them."""
+    grid = grid_shape(*depth_shape, cloud_stride(*depth_shape, options))
+    image = np.asarray(image)
+    if image.shape[:2] == grid:
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize(grid[::-1], Image.BOX))
+
+
+NORMAL_NEIGHBOURS = 16  # points in the plane fit of each normal (Open3D's KNN search)
+OUTLIER_NEIGHBOURS = 20
+OUTLIER_STD_RATIO = 2.0
+
+
+def _open3d_cloud(points: np.ndarray, feature: str):
+    from ..extras import import_open3d
+
+    o3d = import_open3d(feature)
+    return o3d, o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, dtype=np.float64)))
+
+
+def estimate_normals(points: np.ndarray, neighbours: int = NORMAL_NEIGHBOURS) -> np.ndarray:
+    """Unit normals [N, 3] float32 from a plane fit to each point's nearest neighbours (Open3D),
+    each turned to face the camera at the origin (n · p ≤ 0), as lighting and meshing need.
+    A neighbour count rather than a radius: the cloud's density varies with depth."""
+    if len(points) == 0:
+        return np.zeros((0, 3), dtype=np.float32)
+    o3d, cloud = _open3d_cloud(points, "--normals")
+    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=max(3, min(neighbours, len(points)))))
+    cloud.orient_normals_towards_camera_location(np.zeros(3))
+    return np.asarray(cloud.normals, dtype=np.float32)
+
+
+def remove_statistical_outliers(
+    points: np.ndarray,
+    colors: np.ndarray,
+    neighbours: int = OUTLIER_NEIGHBOURS,
+    std_ratio: float = OUTLIER_STD_RATIO,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop points whose mean distance to their `neighbours` nearest is more than `std_ratio`
+    standard deviations above the cloud's average (Open3D's statistical outlier removal)."""
+    if len(points) <= neighbours:
+        return points, colors
+    _, cloud = _open3d_cloud(points, "--remove-outliers")
+    _, kept = cloud.remove_statistical_outlier(nb_neighbors=neighbours, std_ratio=std_ratio)
+    kept = np.asarray(kept, dtype=np.int64)
+    return points[kept], colors[kept]
+
+
 PLY_VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+PLY_VERTEX_WITH_NORMAL = np.dtype(
+    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+)
+PLY_TYPES = {"<f4": "float", "u1": "uchar", "<i4": "int"}
 
 
-def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray, comments: tuple[str, ...] = ()) -> None:
-    """Binary little-endian PLY with float32 positions and uint8 colours, written atomically."""
-    vertices = np.empty(len(points), dtype=PLY_VERTEX)
+def ply_vertices(points: np.ndarray, colors: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
+    """The vertex element of a PLY file as one structured array."""
+    vertices = np.empty(len(points), dtype=PLY_VERTEX if normals is None else PLY_VERTEX_WITH_NORMAL)
     for axis, name in enumerate("xyz"):
         vertices[name] = points[:, axis]
+    if normals is not None:
+        for axis, name in enumerate(("nx", "ny", "nz")):
+            vertices[name] = normals[:, axis]
     for channel, name in enumerate(("red", "green", "blue")):
         vertices[name] = colors[:, channel]
+    return vertices
+
+
+def ply_header(vertices: np.ndarray, comments: tuple[str, ...] = (), faces: int | None = None) -> bytes:
     lines = ["ply", "format binary_little_endian 1.0"]
     lines += [f"comment {' '.join(c.split())}" for c in comments]
     lines += [f"element vertex {len(vertices)}"]
-    lines += [f"property float {n}" for n in "xyz"] + [f"property uchar {n}" for n in ("red", "green", "blue")]
+    lines += [f"property {PLY_TYPES[vertices.dtype[name].str.replace('|', '')]} {name}" for name in vertices.dtype.names]
+    if faces is not None:
+        lines += [f"element face {faces}", "property list uchar int vertex_indices"]
     lines += ["end_header"]
+    return ("\n".join(lines) + "\n").encode("ascii", "replace")
+
+
+def write_ply(
+    path: str | Path,
+    points: np.ndarray,
+    colors: np.ndarray,
+    comments: tuple[str, ...] = (),
+    normals: np.ndarray | None = None,
+) -> None:
+    """Binary little-endian PLY with float32 positions (and normals, when given) and uint8
+    colours, written atomically."""
+    vertices = ply_vertices(points, colors, normals)
     with atomic_file(path) as handle:
-        handle.write(("\n".join(lines) + "\n").encode("ascii", "replace"))
+        handle.write(ply_header(vertices, comments))
         handle.write(vertices.tobytes())

@@ -21,7 +21,13 @@ FINGERPRINT_VERSION = 1
 
 
 def input_file_identity(path: str | Path) -> dict[str, int]:
-    """What tells a replaced photo from the one converted: its size and modification time."""
+    """What tells a replaced photo from the one converted: its size and modification time (of a
+    local file, or of an object on a store: io.storage)."""
+    from ..io import storage
+
+    if storage.is_url(path):
+        info = storage.stat(storage.location(path))
+        return {"bytes": int(info.size), "mtime_ns": int((info.mtime or 0) * 1e9)}
     stat = os.stat(path)
     return {"bytes": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
 

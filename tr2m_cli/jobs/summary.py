@@ -161,9 +161,12 @@ class JobSummary:
     def write(self, path: str | Path | None = None) -> None:
         """Write summary.json; a failure (disk full, read-only) becomes a plain-words entry in
         `write_errors` (exit status 1), never a traceback."""
-        path = Path(path) if path is not None else self.summary_file
+        from ..io import storage
+
+        path = path if path is not None else self.summary_file
         if path is None:
             return
+        path = storage.location(path) if storage.is_url(path) else Path(path)  # a URL: one upload
         self.summary_file = path
         try:
             write_json(path, self.to_json())

@@ -123,6 +123,10 @@ def prepare_photo(
     `keep_rgb` keeps the 8-bit photo the input was made from (reduced as above), e.g. for point
     cloud colours. Files that are unreadable, not regular files, or over `max_pixels` (None: no
     limit) raise InputError naming the file."""
+    from ..io import storage
+
+    if storage.is_url(image):  # a photo on an object store (io.storage): read like a file
+        return _read_file(storage.location(image), policy, keep_rgb, big_photo_slots, max_pixels)
     if isinstance(image, (str, Path)):
         return _read_file(Path(image), policy, keep_rgb, big_photo_slots, max_pixels)
     if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image, without importing PIL
@@ -139,8 +143,10 @@ def prepare_photo(
     tensor = to_float_tensor(image)
     size = _checked_size(tensor.shape[-2], tensor.shape[-1])
     network_size = policy.network_size(*size)
-    pixels = normalize_and_resize(_reduce_float(tensor, network_size)[None], network_size)[0]
-    return NetworkInput(pixels, size, network_size)
+    reduced = _reduce_float(tensor, network_size)
+    pixels = normalize_and_resize(reduced[None], network_size)[0]
+    rgb = (reduced * 255).round().byte().permute(1, 2, 0).cpu().numpy() if keep_rgb else None
+    return NetworkInput(pixels, size, network_size, rgb)
 
 
 def prepare_image(
@@ -221,6 +227,16 @@ def _read_file(
 
 
 # -- the network side ---------------------------------------------------------------------------
+
+
+def check_domain(model: "TR2M", domain: str | None) -> None:
+    """A domain the captions know or the model's folder names (`domain_units`); anything else is
+    a typo that would silently leave the units unconverted."""
+    from ..io.captions import DOMAINS
+
+    known = dict.fromkeys([*DOMAINS, *model.spec.domain_units])
+    if domain is not None and domain not in known:
+        raise InputError(f"domain {domain!r}: expected one of {', '.join(known)} (or None)")
 
 
 class StageTimes:
@@ -309,12 +325,27 @@ class Prediction:
 
     `depth` is metres. The maps are given with `return_maps`: `relative_depth` is the frozen
     model's D_r, and `scale_map` / `shift_map` are A and B expressed for metres, so that
-    depth = 1 / (A · D_r + B) holds in metres (up to the resize to the photo's size)."""
+    depth = 1 / (A · D_r + B) holds in metres (up to the resize to the photo's size).
+    `intrinsics` is the camera (`io.intrinsics.Intrinsics`, pixels of `depth`) and `image` the
+    photo as uint8 RGB (perhaps reduced, same aspect), when `TR2M.predict` made it: then
+    `points()` and the `tr2m_cli.save_*` helpers need nothing else."""
 
     depth: np.ndarray
     relative_depth: np.ndarray | None = None
     scale_map: np.ndarray | None = None
     shift_map: np.ndarray | None = None
+    intrinsics: Any = None
+    image: np.ndarray | None = None
+
+    def points(self, colors: bool = False, options: Any = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The point cloud in metres, camera frame (x right, y down, z forward): [N, 3] float32,
+        with `colors=True` also [N, 3] uint8 from the photo. Flying pixels at depth edges are
+        dropped, and `options` (`io.pointcloud.PointCloudOptions`: stride, max points, voxels,
+        outliers) applies, exactly as `tr2m_cli.save_ply` and `tr2m convert` write it."""
+        from ..io.pointcloud import PointCloudOptions
+        from ..io.save import points
+
+        return points(self, colors=colors, options=options or PointCloudOptions())
 
 
 @dataclass
@@ -380,6 +411,7 @@ class DepthPredictor:
             raise InputError(f"batch size {batch_size}: must be at least 1")
         if adjust is not None and flip_tta:
             raise InputError("flip-TTA averages two passes; adjusting the maps of one is not defined")
+        check_domain(model, domain)
         self.model = model
         self.batch_size = int(batch_size)
         self.policy = as_size_policy(size, model.size_policy)
@@ -398,20 +430,30 @@ class DepthPredictor:
 
     # -- running ----------------------------------------------------------------------------
 
-    def predict(self, images: Iterable[ImageLike], captions: Iterable[str]) -> list[Prediction]:
+    def predict(
+        self, images: Iterable[ImageLike], captions: Iterable[str], cameras: Sequence[Any] | None = None
+    ) -> list[Prediction]:
         """Photos and their captions → one Prediction each, in order. Photos are read as the
         batches need them, so a long list is never all in memory as network inputs. Raises what
-        a photo's failure raised."""
+        a photo's failure raised. With `cameras` (one per photo, as `io.intrinsics.camera_for_photo`
+        takes them; None entries: EXIF, else the default) each Prediction also carries its
+        intrinsics and the photo's colours."""
+        from ..io.intrinsics import camera_for_photo
 
         def requests() -> Iterator[DepthRequest]:
             for index, (image, caption) in enumerate(zip(images, captions)):
                 name = str(image) if isinstance(image, (str, Path)) else f"image {index}"
-                yield DepthRequest(self.prepare(image), caption, tag=index, name=name)
+                yield DepthRequest(self.prepare(image, keep_rgb=cameras is not None), caption, tag=index, name=name)
 
         results: dict[int, Prediction] = {}
         for result in self.stream(requests()):
             if result.prediction is None:
                 raise result.exception or RuntimeError(result.error)
+            if cameras is not None:
+                photo, prediction = result.request.photo, result.prediction
+                height, width = prediction.depth.shape
+                prediction.intrinsics = camera_for_photo(cameras[result.request.tag], height, width, photo.exif_focal_35mm)
+                prediction.image = photo.rgb
             results[result.request.tag] = result.prediction
         return [results[i] for i in range(len(results))]
 

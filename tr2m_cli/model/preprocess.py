@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from .config import DEFAULT_TOKEN_BUDGET, IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE
 
+UNIT_RANGE_SLACK = 1e-3  # resampling overshoot a float photo may carry
 ImageLike = Union[str, Path, np.ndarray, torch.Tensor, "PIL.Image.Image"]  # noqa: F821
 
 
@@ -93,14 +94,21 @@ def to_float_tensor(image: ImageLike) -> torch.Tensor:
     """Any supported image → float32 [3, H, W] in [0, 1].
 
     Arrays: HxWx3 (or HxW grey, HxWx4 with alpha dropped); uint8 and uint16 are scaled by their
-    range, floats are taken to be in [0, 1]. Tensors: [3, H, W] floats in [0, 1].
+    range, floats must be in [0, 1] (`check_unit_range`). Tensors: [3, H, W] (or [1, 3, H, W])
+    floats in [0, 1], or uint8.
     """
     image = load_image_any(image)
     if isinstance(image, torch.Tensor):
         tensor = image.detach()
+        if tensor.ndim == 4 and tensor.shape[0] == 1:
+            tensor = tensor[0]
         if tensor.ndim != 3 or tensor.shape[0] != 3:
             raise InputError(f"image tensor of shape {tuple(tensor.shape)}: expected [3, H, W]")
-        return tensor.float() if tensor.is_floating_point() else tensor.float() / 255.0
+        if not tensor.is_floating_point():
+            if tensor.dtype != torch.uint8:
+                raise InputError(f"image tensor of dtype {tensor.dtype}: expected uint8 or floats in [0, 1]")
+            return tensor.float() / 255.0
+        return check_unit_range(tensor.float(), "image tensor")
     array = np.asarray(image)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
@@ -119,7 +127,20 @@ def to_float_tensor(image: ImageLike) -> torch.Tensor:
     if not array.flags.writeable:  # torch wants to own a writable array (PIL's are read-only)
         array = array.copy()
     tensor = torch.from_numpy(array).permute(2, 0, 1).float()
-    return tensor / scale if scale != 1.0 else tensor
+    return tensor / scale if scale != 1.0 else check_unit_range(tensor, "image array")
+
+
+def check_unit_range(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """Float photos must be in [0, 1]: a float array holding 0–255 values (np.asarray(pil) * 1.0,
+    cv2 after .astype(float)) is refused rather than guessed at, since dividing or not are both
+    plausible and one of them is silently wrong."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise InputError(f"{what} holds NaN or infinite values")
+    low, high = float(tensor.min()), float(tensor.max())
+    if low < -UNIT_RANGE_SLACK or high > 1 + UNIT_RANGE_SLACK:
+        hint = " (it looks like 0–255: divide by 255, or pass uint8)" if high <= 255 + UNIT_RANGE_SLACK and low >= 0 else ""
+        raise InputError(f"{what} of floats in [{low:g}, {high:g}]: float photos must be in [0, 1]{hint}")
+    return tensor.clamp_(0.0, 1.0)
 
 
 def normalize_and_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

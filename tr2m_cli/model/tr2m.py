@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -133,43 +133,75 @@ class TR2M(nn.Module):
     def predict(
         self,
         image: ImageLike,
-        caption: str,
+        caption: str | Sequence[str],
         *,
         size: SizePolicy | int | tuple[int, int] | None = None,
         domain: str | None = None,
         return_maps: bool = False,
-    ) -> np.ndarray | Prediction:
-        """One photo (path, PIL image, HxWx3 array or [3, H, W] tensor) and its caption → metric
-        depth in metres as float32 [H, W] at the photo's own size. Photos four or more times the
-        network size are reduced before the network resize (`model.inference`), as by every path.
+        intrinsics: Any = None,
+    ) -> np.ndarray | Prediction | list:
+        """One photo (path, PIL image, HxWx3 array — uint8, uint16, or floats in [0, 1] — or a
+        [3, H, W] tensor) and its caption → metric depth in metres as float32 [H, W] at the
+        photo's own size. A [B, 3, H, W] tensor is B photos: the result is a list of B (one
+        caption for all, or a list of B). Photos four or more times the network size are reduced
+        before the network resize (`model.inference`), as by every path.
 
-        `size`: a token budget, a fixed (H, W) network size, or a SizePolicy. `domain`: say
-        "surgical" for colonoscopy scenes so models trained in millimetres there answer in metres.
+        `size`: a token budget, a fixed (H, W) network size, or a SizePolicy. `domain`: "indoor",
+        "outdoor" or "surgical" (colonoscopy: models trained in millimetres there answer in
+        metres). `return_maps`: a Prediction with the maps, the camera (`intrinsics`: a 3×3 K, an
+        Intrinsics, a mapping with fx fy cx cy, or CameraOptions; default: the photo's EXIF focal
+        length, else a 60° field of view) and the photo's colours, so `result.points()` and
+        `tr2m_cli.save_ply(path, result)` work from it.
         """
-        return self.predict_batch([image], [caption], size=size, domain=domain, return_maps=return_maps)[0]
+        if isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[0] != 1:
+            captions = [caption] * image.shape[0] if isinstance(caption, str) else list(caption)
+            return self.predict_batch(
+                image, captions, size=size, domain=domain, return_maps=return_maps, intrinsics=intrinsics
+            )
+        if not isinstance(caption, str):
+            raise InputError(f"caption of type {type(caption).__name__}: give one sentence (a str) for the photo")
+        return self.predict_batch(
+            [image], [caption], size=size, domain=domain, return_maps=return_maps, intrinsics=[intrinsics]
+        )[0]
 
     @torch.inference_mode()
     def predict_batch(
         self,
-        images: Sequence[ImageLike],
+        images: Sequence[ImageLike] | torch.Tensor,
         captions: Sequence[str],
         *,
         batch_size: int = 4,
         size: SizePolicy | int | tuple[int, int] | None = None,
         domain: str | None = None,
         return_maps: bool = False,
+        intrinsics: Any = None,
     ) -> list[np.ndarray] | list[Prediction]:
-        """Many photos, one caption each, through the inference core (`model.inference`):
-        photos that share a network size run together, so mixed sizes still batch; each caption
-        is encoded once; photos are read as batches need them; a batch that runs out of memory is
-        halved. `predict`, `predict_batch`, `tr2m convert` and `tr2m eval` give one photo the same
-        depth."""
+        """Many photos (a list, or a [B, 3, H, W] tensor), one caption each, through the
+        inference core (`model.inference`): photos that share a network size run together, so
+        mixed sizes still batch; each caption is encoded once; photos are read as batches need
+        them; a batch that runs out of memory is halved. `predict`, `predict_batch`, `tr2m
+        convert` and `tr2m eval` give one photo the same depth. `intrinsics`: one camera for
+        every photo, or a list with one per photo (see `predict`)."""
+        if isinstance(images, torch.Tensor):
+            if images.ndim != 4:
+                raise InputError(f"image tensor of shape {tuple(images.shape)}: a batch is [B, 3, H, W]")
+            images = list(images.unbind(0))
         if isinstance(captions, str):
             raise InputError("captions must be a list with one caption per image, not one string")
+        captions = list(captions)
         if len(images) != len(captions):
             raise InputError(f"{len(images)} images but {len(captions)} captions: give one caption per image")
+        wrong = [c for c in captions if not isinstance(c, str)]
+        if wrong:
+            raise InputError(f"caption of type {type(wrong[0]).__name__}: each caption must be one sentence (a str)")
+        cameras = None
+        if return_maps:
+            per_photo = isinstance(intrinsics, (list, tuple)) and not _is_matrix(intrinsics)
+            cameras = list(intrinsics) if per_photo else [intrinsics] * len(images)
+            if len(cameras) != len(images):
+                raise InputError(f"{len(images)} images but {len(cameras)} cameras: give one camera per image")
         predictor = DepthPredictor(self, batch_size=batch_size, size=size, domain=domain, return_maps=return_maps)
-        predictions = predictor.predict(images, captions)
+        predictions = predictor.predict(images, captions, cameras)
         return predictions if return_maps else [p.depth for p in predictions]
 
     def predict_video(self, clip, caption: str, **options):
@@ -180,3 +212,10 @@ class TR2M(nn.Module):
         from ..sequences.predict import predict_video
 
         return predict_video(self, clip, caption, **options)
+
+
+def _is_matrix(value: Any) -> bool:
+    """A 3×3 K given as nested lists (one camera), not a list of cameras."""
+    return len(value) == 3 and all(
+        isinstance(row, (list, tuple)) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row) for row in value
+    )

@@ -22,7 +22,7 @@ from ..io.own_files import OUTPUT_SUFFIXES
 # The per-photo kinds written per frame (by convert.writing.write_depth_files, which photos share;
 # a new kind joins here once it writes it). Not the PNG preview (a clip has its video), nor the
 # intrinsics (one camera per clip: in clip.json).
-FRAME_KINDS = ("tiff", "ply", "npy", "png16")
+FRAME_KINDS = ("tiff", "exr", "ply", "npy", "png16", "mesh", "render")
 FRAME_SUFFIXES = {kind: OUTPUT_SUFFIXES[kind] for kind in FRAME_KINDS}
 PREVIEW_VIDEO_SUFFIX = OUTPUT_SUFFIXES["preview_video"]
 CLIP_RECORD = "clip.json"
@@ -34,11 +34,19 @@ class ClipLayout:
     """The files of one clip. `output_stem`: the clip's place under `out_dir` (its relative path
     without suffix, as for photos); `kinds`: the requested output kinds."""
 
-    def __init__(self, out_dir: str | Path, output_stem: PurePosixPath | str, kinds: tuple[str, ...], width: int = 6) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        output_stem: PurePosixPath | str,
+        kinds: tuple[str, ...],
+        width: int = 6,
+        suffixes: dict[str, str] | None = None,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.stem = PurePosixPath(output_stem)
         self.folder = self.out_dir / self.stem.as_posix()
         self.frame_kinds = tuple(k for k in kinds if k in FRAME_SUFFIXES)
+        self.suffixes = {**FRAME_SUFFIXES, **{k: v for k, v in (suffixes or {}).items() if k in FRAME_SUFFIXES}}  # mesh: by format
         self.preview = "preview" in kinds
         self.width = width
 
@@ -47,7 +55,7 @@ class ClipLayout:
 
     def frame_paths(self, index: int) -> dict[str, Path]:
         name = self.frame_name(index)
-        return {kind: self.folder / f"{name}{FRAME_SUFFIXES[kind]}" for kind in self.frame_kinds}
+        return {kind: self.folder / f"{name}{self.suffixes[kind]}" for kind in self.frame_kinds}
 
     def frame_complete(self, index: int) -> bool:
         """Every per-frame file exists (writes are atomic, so existing means complete)."""

@@ -1,9 +1,12 @@
 """Data-parallel training with torch.distributed, started by `torchrun` (no launcher of ours):
 
     torchrun --nproc_per_node 8 -m tr2m_cli train --datasets nyu kitti void c3vd --out runs/exp1
+    srun torchrun --nnodes 4 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint $HEAD:29500 ...
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs as one process. Each
-process uses GPU LOCAL_RANK (NCCL), or the CPU (gloo).
+process uses GPU LOCAL_RANK (NCCL), or the CPU (gloo). On several nodes, `node_leaders_first`
+loads the model on rank 0, then on each other node's local rank 0, then on the rest, so weights
+are fetched once (a shared cache) or once per node (node-local caches), never by every process.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from ..errors import InputError
 from ..runtime import resolve_device
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,25 @@ def start(device_spec: str, timeout_minutes: float = 60.0) -> tuple[Processes, t
             **({"device_id": device} if device.type == "cuda" else {}),
         )
     return procs, device
+
+
+def node_leaders_first(procs: Processes, work: Callable[[], T]) -> T:
+    """`work()` in every process, in three turns: rank 0; then local rank 0 of every other node;
+    then every other process. With weights not yet cached, the first turn downloads them (into a
+    cache the nodes may share), the second fills any node-local cache, and the third only reads a
+    warm cache: one download per cache, not one per process, and no two processes writing one
+    model folder at once. Every process passes the same two barriers."""
+    if not procs.distributed:
+        return work()
+    first, leader = procs.rank == 0, procs.local_rank == 0
+    result = work() if first else None
+    barrier(procs)
+    if leader and not first:
+        result = work()
+    barrier(procs)
+    if not leader:
+        result = work()
+    return result  # type: ignore[return-value]
 
 
 def stop(procs: Processes) -> None:

@@ -255,19 +255,17 @@ class _Trainer:
         distributed.barrier(procs)
 
     def _load_model(self):
-        """Load on rank 0 first, so only one process downloads what is missing."""
+        """Load on rank 0 first, then on each node's local rank 0, then on the rest: weights are
+        fetched once per cache, never by every process (distributed.node_leaders_first)."""
         from ..weights.folder import read_model_folder
         from ..weights.hub import resolve_source
         from ..weights.load import load_model
         from ..weights.resolve import resolve_model
 
-        if not self.procs.is_main:
-            distributed.barrier(self.procs)
-        model = load_model(
-            self.config.model, device=self.device, precision=self.config.precision, progress=self.procs.is_main
+        model = distributed.node_leaders_first(
+            self.procs,
+            lambda: load_model(self.config.model, device=self.device, precision=self.config.precision, progress=self.procs.is_main),
         )
-        if self.procs.is_main:
-            distributed.barrier(self.procs)
         folder = resolve_model(self.config.model, download=False)
         sources = read_model_folder(folder).encoders
         encoders = {

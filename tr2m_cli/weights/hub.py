@@ -11,6 +11,8 @@ before hub ids, quiet loads, and any failure as one line saying what is missing 
 | `quiet_transformers()` | a context without transformers' load reports and progress bars |
 | `from_pretrained(role, source, loader)` | a transformers `from_pretrained` with the rules above |
 | `fetch_snapshot(role, repo_id)` | download a repository's loadable files into the HF cache |
+| `is_cached(repo_id)` | whether those files are already in the HF cache |
+| `ensure_cached(role, repo_id)` | fetch them, with a progress bar, unless cached or offline |
 """
 
 from __future__ import annotations
@@ -119,3 +121,23 @@ def fetch_snapshot(role: str, repo_id: str, *, progress: bool = True, patterns: 
     finally:
         if not progress:
             enable_progress_bars()
+
+
+def is_cached(repo_id: str, *, patterns: list[str] | None = None) -> bool:
+    """Whether a repository's loadable files are all in the HF cache (asks no server)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(repo_id, allow_patterns=patterns or LOADABLE_FILE_PATTERNS, local_files_only=True)
+    except Exception:  # noqa: BLE001 - "not cached" comes as several error types
+        return False
+    return True
+
+
+def ensure_cached(role: str, repo_id: str, *, progress: bool = True) -> None:
+    """First use of a hub encoder: download it here, with a progress bar, rather than silently
+    inside `from_pretrained` (whose bars `quiet_transformers` hides). Offline, nothing is fetched
+    and loading reports what is missing."""
+    if is_offline() or Path(repo_id).is_dir() or is_cached(repo_id):
+        return
+    fetch_snapshot(role, repo_id, progress=progress)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import WeightsError
 from ..model.config import PATCH_SIZE
-from .hub import from_pretrained, resolve_source
+from .hub import ensure_cached, from_pretrained, resolve_source
 
 if TYPE_CHECKING:
     import torch
@@ -116,6 +116,13 @@ def load_model(
     target = resolve_device(device)
     dtype = resolve_precision(precision, target)
     head = load_head(folder / spec.head_weights, spec.head)
+    if download:  # first use: fetch hub encoders with a progress bar before loading them
+        for role, source in (
+            ("image encoder", encoders.image),
+            ("text encoder", encoders.text),
+            ("relative depth model", encoders.relative_depth),
+        ):
+            ensure_cached(role, resolve_source(source, folder), progress=progress)
     tr2m = TR2M(
         image_encoder=load_image_encoder(encoders.image, base_dir=folder),
         text_encoder=load_text_encoder(encoders.text, base_dir=folder),
