@@ -12,6 +12,8 @@ without its extra is one line naming the extra to install, never a traceback.
 | `hypersim` | h5py                            | reading HyperSim depth (`tr2m eval --zero-shot`)|
 | `ray`      | ray[data]                       | `--engine ray` for convert and caption          |
 | `s3`, `gcs`, `azure` | s3fs, gcsfs, adlfs    | inputs and outputs on object stores (io.storage)|
+| `video`    | av (PyAV: FFmpeg in a wheel)    | videos in, depth preview videos out             |
+| `ros`      | rosbags                         | ROS 1 `.bag` and ROS 2 `.db3`/`.mcap` recordings |
 """
 
 from __future__ import annotations

@@ -195,6 +195,41 @@ def test_ctrl_c_exits_130_with_advice(tmp_path, tiny_model_dir, monkeypatch):
     assert "interrupted" in result.output and "run the same command again" in result.output
 
 
+def test_a_video_with_frame_selection_and_a_photo_in_one_command(tmp_path, tiny_model_dir):
+    pytest.importorskip("av", reason="the 'video' extra is not installed")
+    from tr2m_cli.sequences.testing import moving_pattern, write_video
+
+    video = write_video(tmp_path / "drive.mp4", moving_pattern(10, 48, 64), fps=10)
+    Image.fromarray(moving_pattern(1, 48, 64)[0]).save(tmp_path / "still.png")
+    out = tmp_path / "out"
+    result = run(
+        video, tmp_path / "still.png", "--caption", "A street.", "--model", tiny_model_dir, "--out", out,
+        "--every", 2, "--start", "0.2s", "--end", 8, "--resolution", 120, "--smoothing", 3,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "drive").glob("*.tiff")) == [f"{i:06d}.depth.tiff" for i in (2, 4, 6)]
+    assert (out / "still.depth.tiff").is_file() and (out / "drive" / "drive.preview.mp4").is_file()
+    info = json.loads((out / "drive" / "clip.json").read_text())
+    assert info["smoothing"]["time_constant"] == "frame 3" and info["selection"]["every"] == 2
+    assert "1 converted of 1 photos; 1 of 1 clip converted (3 frames)" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--start", "2.5"], "--start '2.5'"),
+        (["--scene-captions"], "--scene-captions"),
+        (["--smoothing", "0s"], "--smoothing"),
+        (["--end", "3", "--start", "5"], "--end"),
+    ],
+)
+def test_clip_options_misused_are_one_line_errors(tmp_path, tiny_model_dir, args, message):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
+    result = run(tmp_path / "x.png", "--caption", "A room.", "--model", tiny_model_dir, "--out", tmp_path / "out", *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_three_d_options_and_cameras_from_the_command_line(tmp_path, tiny_model_dir, open3d):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -112,3 +112,93 @@ def test_shards_partition_the_list_exactly(tmp_path):
 def test_bad_shards_are_refused(text):
     with pytest.raises(InputError, match="shard"):
         Shard.parse(text)
+
+
+# -- clips: videos, bags, folders of numbered frames ---------------------------------------------
+
+
+def _touch(path, data=b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _clip_tree(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "in"
+    for name in ("a.jpg", "cam/b.png", "frames/0001.png", "frames/0002.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(root / name)
+    _touch(root / "drive.MP4")
+    _touch(root / "cam/rec.bag")
+    _touch(root / "rec2/metadata.yaml", b"rosbag2_bagfile_information: {}")
+    _touch(root / "rec2/rec2_0.db3")
+    _touch(root / "notes.txt")
+    return root
+
+
+def test_videos_and_bags_are_found_beside_photos_and_a_ros2_bag_folder_is_one_recording(tmp_path):
+    from tr2m_cli.io.inputs import find_inputs
+
+    root = _clip_tree(tmp_path)
+    found = find_inputs([root], clips=True)
+    assert [i.key for i in found.images] == ["a.jpg", "cam/b.png", "frames/0001.png", "frames/0002.png"]
+    assert [(c.key, c.kind, c.output_stem.as_posix()) for c in found.clips] == [
+        ("cam/rec.bag", "bag", "cam/rec"),
+        ("drive.MP4", "video", "drive"),
+        ("rec2", "bag", "rec2"),  # its .db3 inside is not a second recording
+    ]
+
+
+def test_photo_commands_do_not_pick_up_videos(tmp_path):
+    from tr2m_cli.io.inputs import find_photos
+
+    root = _clip_tree(tmp_path)
+    found = find_photos([root])
+    assert found.clips == [] and "drive.MP4" not in [i.key for i in found.images]
+
+
+def test_with_sequence_each_folder_of_images_is_one_clip_of_frames(tmp_path):
+    from tr2m_cli.io.inputs import find_inputs
+
+    root = _clip_tree(tmp_path)
+    found = find_inputs([root], sequence=True)
+    assert found.images == []  # every image is a frame of its folder's clip
+    # in/ holds a.jpg, so in/ itself is a clip, named by its own name like any folder clip
+    assert [(c.key, c.kind) for c in found.clips] == [
+        ("in", "frames"), ("in/cam", "frames"), ("in/cam/rec.bag", "bag"), ("in/drive.MP4", "video"),
+        ("in/frames", "frames"), ("in/rec2", "bag"),
+    ]  # fmt: skip
+    single = find_inputs([root / "frames"], sequence=True)  # the folder named itself mirrors by its name
+    assert [(c.key, c.output_stem.as_posix(), c.path) for c in single.clips] == [("frames", "frames", root / "frames")]
+
+
+def test_clips_without_their_reader_are_skipped_with_the_extra_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    from tr2m_cli.io.inputs import find_inputs
+
+    root = _clip_tree(tmp_path)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
+    found = find_inputs([root], clips=True)
+    assert [c.key for c in found.clips] == ["cam/rec.bag", "rec2"]
+    (skipped,) = [s for s in found.skipped if s.path.name == "drive.MP4"]
+    assert "tr2m[video]" in skipped.reason
+
+
+def test_a_clips_own_preview_video_is_never_read_back_and_clip_folders_stay_apart(tmp_path):
+    from tr2m_cli.io.inputs import find_inputs
+
+    root = _clip_tree(tmp_path)
+    _touch(root / "out/drive/drive.preview.mp4")
+    _touch(root / "x.mp4")
+    from PIL import Image
+
+    (root / "x").mkdir()
+    Image.new("RGB", (4, 4)).save(root / "x" / "000000.png")
+    found = find_inputs([root], clips=True)
+    assert "out/drive/drive.preview.mp4" not in [c.key for c in found.clips]
+    (x,) = [c for c in found.clips if c.key == "x.mp4"]
+    assert x.output_stem.as_posix() == "x.mp4"  # OUT/x/ holds the outputs of x/000000.png

@@ -259,3 +259,26 @@ def test_output_size_units_and_maps(tiny_model_dir):
     np.testing.assert_allclose(p.depth, 1 / (p.scale_map * p.relative_depth + p.shift_map), rtol=0.05)
     np.testing.assert_allclose(np.median(p.depth), np.median(DepthPredictor(model).run_batch(
         [DepthRequest(photo, "a colon")])[0].depth) / 1000, rtol=1e-5)  # fmt: skip
+
+
+def test_an_adjust_hook_sees_each_batch_at_network_size_before_the_resize(tiny_model):
+    """A clip's smoothing hooks in here: it gets the network-size output in the order batches
+    run and what it returns is what is resized and converted to metres."""
+    seen = []
+
+    def halve_scale(requests, out):
+        seen.append(([r.tag for r in requests], tuple(out.metric_depth.shape)))
+        out.scale_map = out.scale_map * 0.5
+        out.metric_depth = 1.0 / (out.scale_map * out.relative_depth + out.shift_map)
+        return out
+
+    plain = DepthPredictor(tiny_model, batch_size=2, size=(42, 56))
+    hooked = DepthPredictor(tiny_model, batch_size=2, size=(42, 56), adjust=halve_scale)
+    requests = [DepthRequest(plain.prepare(textured(48, 64, seed=i)), "a room", tag=i) for i in range(3)]
+    before = {r.request.tag: r.depth for r in plain.stream(iter(requests))}
+    after = {r.request.tag: r.depth for r in hooked.stream(iter(requests))}
+    assert seen == [([0, 1], (2, 42, 56)), ([2], (1, 42, 56))]
+    for tag in range(3):
+        assert after[tag].shape == (48, 64) and np.all(after[tag] > before[tag])  # less scale: farther
+    with pytest.raises(InputError):
+        DepthPredictor(tiny_model, flip_tta=True, adjust=halve_scale)

@@ -267,7 +267,8 @@ def generate_captions(
                 on_caption(image, None, f"{image.key}: the captioner wrote no text")
 
     def read(image: InputImage):
-        return read_for_captioning(image.path, max_pixels)
+        picture = getattr(image, "picture", None)  # a clip's frame, already decoded
+        return picture() if callable(picture) else read_for_captioning(image.path, max_pixels)
 
     prefetch = 2 * batch_size + decode_workers
     for image, picture in decode_ahead(images, read, workers=decode_workers, prefetch=prefetch, name="tr2m-caption-decode"):
@@ -511,14 +512,14 @@ def auto_caption_fallback(
         from tqdm import tqdm
 
         loaded = captioner if isinstance(captioner, Captioner) else load_captioner(spec, device=device, precision=precision)
-        captions: dict[Path, str | None] = {}
+        captions: dict[int, str | None] = {}  # by item: a clip's scenes share its path
         with tqdm(total=len(images), unit="caption", desc="auto-caption", disable=not progress, dynamic_ncols=True, file=sys.stderr) as bar:
 
             def on_caption(image: InputImage, caption: str | None, error: str | None) -> None:
-                captions[image.path] = caption
+                captions[id(image)] = caption
                 if error:
                     report(f"tr2m: warning: no caption generated: {error}")
-                elif save_sidecars:
+                elif save_sidecars and getattr(image, "sidecar", True):
                     try:
                         sidecars.write(image, caption)
                     except OSError as exc:
@@ -528,7 +529,7 @@ def auto_caption_fallback(
             generate_captions(loaded, images, batch_size=batch_size, max_new_tokens=max_new_tokens, on_caption=on_caption)
         del loaded
         _release_memory()
-        return [captions.get(image.path) for image in images]
+        return [captions.get(id(image)) for image in images]
 
     return CaptionFallback(name=spec.name, generate=generate)
 

@@ -34,6 +34,11 @@ Outputs under --out mirror the input tree (photos/a/b.jpg → OUT/a/b.*):
   b.render.png       the coloured cloud seen from beside the camera (no display needed)
   b.intrinsics.json  the camera used and its source     manifest.jsonl, summary.json  the run
 \b
+Clips (videos: mp4 mov mkv avi webm; ROS 1/2 bags: .bag .db3 .mcap or a bag folder; folders of
+numbered frames with --sequence) get a folder each: OUT/drive/000123.depth.tiff per frame (named
+by its index in the source), drive.preview.mp4 (one colour range for the clip, colour bar),
+clip.json (fps, frames, intrinsics, caption, smoothing) and frames.jsonl (times, stamps).
+\b
 Captions, first found: --caption-file, --caption-root tree, <stem>.txt beside the photo,
 --auto-caption, --caption, --domain. Cameras, first found: --intrinsics, --colmap, a
 <stem>.camera.json beside the photo, --fx/--fov, EXIF, a 60° field of view. A rerun skips
@@ -44,7 +49,7 @@ redoes the others. Exit status: 0 all done, 1 some photos failed, 2 usage or set
 
 
 @click.command(epilog=EPILOG)
-@click.argument("inputs", nargs=-1, required=True, metavar="PHOTOS...")
+@click.argument("inputs", nargs=-1, required=True, metavar="PHOTOS_OR_CLIPS...")
 @click.option("--out", "-o", default="tr2m-out", show_default=True, metavar="DIR|URL", help="Output folder, or a storage URL (s3://, gs://, az://).")
 @click.option(
     "--outputs",
@@ -99,6 +104,17 @@ redoes the others. Exit status: 0 all done, 1 some photos failed, 2 usage or set
 @click.option("--remove-outliers", is_flag=True, help="Point clouds: drop statistical outliers (3d extra).")
 @click.option("--mesh-format", type=click.Choice(["glb", "ply", "obj"]), default="glb", show_default=True, help="File format of --outputs mesh.")
 @click.option("--mesh-triangles", type=click.IntRange(min=1), metavar="N", help="Simplify meshes to about N triangles (3d extra) [default: every grid triangle].")
+@click.option("--sequence", is_flag=True, help="Each folder of images is one clip of numbered frames (not separate photos).")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, help="Clips: convert every N-th frame.")
+@click.option("--start", metavar="FRAME|TIME", help="Clips: first frame, as a frame number (120) or a time (4s, 1500ms, 1:30).")
+@click.option("--end", metavar="FRAME|TIME", help="Clips: stop before this frame number or time.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Clips: at most this many frames each.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of --sequence folders (they carry no timestamps).")
+@click.option("--topic", metavar="TOPIC", help="ROS bags: the image topic [default: the bag's only colour image topic].")
+@click.option("--camera-info", "camera_info_topic", metavar="TOPIC", help="ROS bags: the CameraInfo topic [default: the one beside --topic].")
+@click.option("--stabilize/--no-stabilize", default=True, show_default=True, help="Clips: smooth scale and shift over time (never single photos).")
+@click.option("--smoothing", metavar="TIME|FRAMES", default="0.5s", show_default=True, help="Clips: the smoothing time constant, in seconds (0.5s) or frames (15).")
+@click.option("--scene-captions", is_flag=True, help="With --auto-caption: one caption per scene of a clip, not one per clip.")
 @engine_options("half the CPU cores, 2–8; convert also writes files on as many threads")
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone (a 20 KB PNG can declare 13000x13000).")
 @quiet_option
@@ -106,9 +122,11 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
             captioner, save_captions, model, device,
             precision, batch_size, resolution, size, shard, skip_existing, colormap, depth_range, colorbar,
             intrinsics_file, colmap, fx, fy, cx, cy, fov, cloud_max_depth, old_max_depth, stride, voxel_size, max_points,
-            edge_angle, normals, remove_outliers, mesh_format, mesh_triangles, workers, engine, gpus_per_worker, ray_address,
-            decode_on_cpus, max_megapixels, quiet) -> None:  # fmt: skip
-    """Metric depth (metres) for PHOTOS: image files, folders (recursive) and @list.txt files.
+            edge_angle, normals, remove_outliers, mesh_format, mesh_triangles,
+            sequence, every, start, end, max_frames, fps, topic, camera_info_topic, stabilize, smoothing, scene_captions,
+            workers, engine, gpus_per_worker, ray_address, decode_on_cpus, max_megapixels, quiet) -> None:  # fmt: skip
+    """Metric depth (metres) for photos and clips: image files, videos, ROS bags, folders
+    (recursive) and @list.txt files.
 
     \b
       tr2m convert photos --caption-file captions.json --out depth
@@ -117,6 +135,9 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
       tr2m convert @batch.txt --shard 3/8 --out /scratch/depth   # machine 3 of 8
       tr2m convert photos --auto-caption --save-captions          # no captions yet
       tr2m convert s3://lab/frames --out s3://lab/depth --domain outdoor --engine ray --workers 8
+      tr2m convert drive.mp4 --caption "A city street with parked cars." --every 2
+      tr2m convert recording.bag --topic /camera/color/image_raw --outputs tiff,ply
+      tr2m convert frames/ --sequence --fps 30 --auto-caption
     """
     from ..convert import ConvertOptions, parse_outputs
     from ..convert import convert as run_convert
@@ -128,6 +149,9 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
     from ..io.pointcloud import PointCloudOptions
     from ..io.preview import PreviewOptions
     from ..model.preprocess import SizePolicy
+    from ..sequences.frames import FrameSelection, Position
+    from ..sequences.sources import ClipOptions
+    from ..sequences.stabilize import StabilizeOptions
 
     if resolution is not None and size is not None:
         raise InputError("give either --resolution or --size, not both")
@@ -138,6 +162,14 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
     if auto_caption and ray is not None:
         raise InputError("--auto-caption runs the captioner in this process: with --engine ray, caption first "
                          "with `tr2m caption --engine ray`, then convert")  # fmt: skip
+    if scene_captions and not auto_caption:
+        raise InputError("--scene-captions is how --auto-caption captions clips: add --auto-caption")
+    selection = FrameSelection(
+        every=every,
+        start=Position.parse(start, "--start") if start is not None else None,
+        end=Position.parse(end, "--end") if end is not None else None,
+        max_frames=max_frames,
+    )
     cloud = {"max_depth": max_depth, "stride": stride, "voxel_size": voxel_size, "max_points": max_points, "edge_angle_deg": edge_angle}
     options = ConvertOptions(
         outputs=parse_outputs(outputs),
@@ -165,6 +197,10 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         mesh=MeshOptions(format=mesh_format, target_triangles=mesh_triangles),
         progress=not quiet,
         max_pixels=int(max_megapixels * 1e6),
+        sequence=sequence,
+        clip=ClipOptions(selection=selection, fps=fps, topic=topic, camera_info_topic=camera_info_topic),
+        stabilize=StabilizeOptions(enabled=stabilize, time_constant=Position.parse(smoothing, "--smoothing")),
+        scene_captions=scene_captions,
         **({"decode_workers": workers, "write_workers": max(1, workers)} if workers is not None else {}),
     )
     fallback = None
@@ -174,7 +210,7 @@ def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_side
         fallback = auto_caption_fallback(
             captioner, device=device, precision=precision, batch_size=batch_size, save_sidecars=save_captions, progress=not quiet
         )
-    with interruptible("finished photos are kept and recorded; run the same command again to convert the rest"):
+    with interruptible("finished photos and frames are kept and recorded; run the same command again to convert the rest"):
         if ray is not None:
             from ..convert.ray_engine import convert_ray
 

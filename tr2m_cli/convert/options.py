@@ -15,6 +15,8 @@ from ..io.pointcloud import PointCloudOptions
 from ..io.preview import PreviewOptions
 from ..io.render import RenderOptions
 from ..model.preprocess import SizePolicy
+from ..sequences.sources import ClipOptions
+from ..sequences.stabilize import StabilizeOptions
 
 OUTPUT_KINDS = ("tiff", "preview", "ply", "npy", "png16", "exr", "mesh", "render")
 DEFAULT_OUTPUTS = ("tiff", "preview")
@@ -62,6 +64,12 @@ class ConvertOptions:
     max_pixels: int | None = DEFAULT_MAX_PIXELS  # larger photos fail alone; None: no limit
     progress: bool = True
     stage_timing: bool = False  # synchronise the device between stages, for exact per-stage times
+    # Clips (videos, ROS bags, and with `sequence` folders of numbered frames): which frames, the
+    # bag topic, the frame rate of frame folders; smoothing over time; captions per scene.
+    sequence: bool = False
+    clip: ClipOptions = ClipOptions()
+    stabilize: StabilizeOptions = StabilizeOptions()
+    scene_captions: bool = False  # with a caption fallback (--auto-caption): one caption per scene
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outputs", tuple(dict.fromkeys(self.outputs)))

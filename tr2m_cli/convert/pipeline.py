@@ -55,7 +55,7 @@ from ..jobs import (
     changed_settings,
     check_output_folder,
     decode_ahead,
-    discover_photos,
+    discover_inputs,
     fingerprint,
     input_file_identity,
     is_current,
@@ -63,6 +63,8 @@ from ..jobs import (
 )
 from ..model.inference import DepthPredictor, DepthRequest, DepthResult, StageTimes
 from ..runtime import precision_name
+from ..sequences.captions import ClipCaptioning, SceneCaption
+from .clips import ClipConverter, ClipTotals
 from .decode import DecodedPhoto, decode_photo
 from .layout import OutputLayout
 from .options import ConvertOptions
@@ -79,6 +81,7 @@ class ConvertSummary(JobSummary):
     out_dir: Path | None = None
     manifest: Path | None = None
     shard: str | None = None
+    clips: Any = None  # ClipTotals, when the inputs hold clips
     default_camera: int = 0  # photos converted with the default field of view
 
     @property
@@ -97,7 +100,26 @@ class ConvertSummary(JobSummary):
         return str(self.manifest if self.manifest is not None else self.out_dir)
 
     def line(self) -> str:
-        line = super().line()
+        clips = self.clips
+        if clips is None or not clips.clips:
+            line = super().line()
+        else:
+            pieces = []
+            if self.photos:
+                photo_parts = [f"{self.done} converted"]
+                if self.redone:
+                    photo_parts.append(f"{self.redone} redone: settings changed")
+                if self.skipped:
+                    photo_parts.append(f"{self.skipped} {self.skipped_words}")
+                if self.failed - clips.failed:
+                    photo_parts.append(f"{self.failed - clips.failed} failed")
+                pieces.append(f"{', '.join(photo_parts)} of {self.photos} photos")
+            pieces.append(clips.words())
+            working = self.elapsed_s - self.setup_s
+            images = self.done + clips.frames
+            rate = f", {images / working:.2f} images/s" if images and working > 0 else ""
+            state = "interrupted: " if self.interrupted else ""
+            line = f"{state}{'; '.join(pieces)} in {self.elapsed_s:.1f} s{rate} → {self.summary_target()}"
         if self.default_camera:  # their 3-D geometry is only as right as a guessed field of view
             line += (
                 f"; {self.default_camera} used the default field of view (no camera given, no EXIF focal "
@@ -112,6 +134,7 @@ class ConvertSummary(JobSummary):
             "out": str(self.out_dir),
             "shard": self.shard,
             "manifest": self.manifest.name if self.manifest is not None else None,
+            "clips": jsonable(self.clips) if self.clips is not None else None,
         }
 
 
@@ -178,6 +201,19 @@ def long_caption_warning(photos: int, limit: int, key: str, tokens: int) -> str:
     )
 
 
+def model_settings(model: IdentifiedModel, options: ConvertOptions) -> dict[str, Any]:
+    """The settings every photo and clip of a run shares (see jobs.fingerprint)."""
+    return {
+        "model": model.identity["name"],
+        "head_sha256": model.identity["head_sha256"],
+        "size": (options.size or model.size_policy).describe(),
+        "precision": model.precision,
+        "domain": options.domain,
+        "metres_per_model_unit": model.spec.metres_per_output_unit(options.domain),
+        "outputs": options.output_settings(),
+    }
+
+
 def photo_settings(
     model: IdentifiedModel, options: ConvertOptions, image: InputImage, caption: Caption | None, camera: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -189,14 +225,8 @@ def photo_settings(
     except OSError:
         source = None
     return {
-        "model": model.identity["name"],
-        "head_sha256": model.identity["head_sha256"],
+        **model_settings(model, options),
         "caption": caption.text if caption is not None else None,
-        "size": (options.size or model.size_policy).describe(),
-        "precision": model.precision,
-        "domain": options.domain,
-        "metres_per_model_unit": model.spec.metres_per_output_unit(options.domain),
-        "outputs": options.output_settings(),
         "camera": camera,
         "input_file": source,
     }
@@ -247,11 +277,16 @@ def convert(
 def _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started) -> ConvertSummary:
     layout = OutputLayout(out_dir, options.outputs, options.mesh.format)
     check_extras(options)
-    found = discover_photos(inputs, recursive=options.recursive, own_output=out_dir)
+    found = discover_inputs(inputs, recursive=options.recursive, own_output=out_dir, sequence=options.sequence)
     everything = found.images
-    resolver = CaptionResolver(options.captions, everything, caption_fallback)
-    cameras = CameraResolver(options.camera, everything)
+    clip_captioning = None
+    if caption_fallback is not None and found.clips:
+        clip_captioning = ClipCaptioning(caption_fallback, _clip_opener(options), options.clip.selection, options.scene_captions)
+        caption_fallback = clip_captioning  # photos are handed on to the fallback as they are
+    resolver = CaptionResolver(options.captions, [*everything, *found.clips], caption_fallback)
+    cameras = CameraResolver(options.camera, [*everything, *found.clips])  # a clip may have its camera in a file too
     images = select_shard(everything, options.shard)
+    clips = select_shard(found.clips, options.shard)
     check_output_folder(out_dir)
     manifest_name, summary_name = manifest_names(options)
     previous, _ = read_manifest_checked(out_dir / manifest_name)
@@ -267,7 +302,11 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
                 return Caption(record["caption"], "generated", caption_fallback.name)
         return None
 
-    captions = resolver.resolve_all(images, reuse=reuse)
+    everything_captions = resolver.resolve_all([*images, *clips], reuse=reuse)
+    captions, clip_captions = everything_captions[: len(images)], everything_captions[len(images) :]
+    if clip_captioning is not None:
+        for error in clip_captioning.errors:
+            progress.warn(error)
     settings = [
         photo_settings(identified, options, image, caption, cameras.describe(image)) for image, caption in zip(images, captions)
     ]
@@ -282,13 +321,26 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         if record is not None and record.get("status") == "ok" and complete and record.get("fingerprint") != print_:
             redone[image.key] = changed_settings(record.get("settings"), setting)
         todo.append((image, caption))
-    if todo and all(caption is None for _, caption in todo):
+    totals = ClipTotals(clips=len(clips)) if clips else None
+    clip_todo = []
+    if clips:
+        shared = model_settings(identified, options)
+        for clip, caption in zip(clips, clip_captions):
+            scenes = _scene_captions(clip, caption, clip_captioning, previous.get(clip.key), caption_fallback)
+            work = ClipConverter.prepare(shared, options, layout, clip, caption, scenes, cameras.describe(clip))
+            if ClipConverter.current(work, previous.get(clip.key), options, layout):
+                totals.current += 1
+            else:
+                clip_todo.append(work)
+    waiting = [caption for _, caption in todo] + [work.caption for work in clip_todo]
+    if waiting and all(caption is None for caption in waiting):
+        what = f"{len(todo)} photos" if not clip_todo else f"{len(todo)} photos and {len(clip_todo)} clips" if todo else f"{len(clip_todo)} clips"
         raise InputError(
-            f"no caption for any of the {len(todo)} photos: give --caption-file, put <stem>.txt "
-            f"beside each photo, --caption-root DIR, --caption TEXT or --domain indoor|outdoor|surgical"
+            f"no caption for any of the {what}: give --caption-file, put <stem>.txt "
+            f"beside each photo or clip, --caption-root DIR, --caption TEXT or --domain indoor|outdoor|surgical"
         )
 
-    tr2m = _load(identified, options) if todo else None
+    tr2m = _load(identified, options) if todo or clip_todo else None
     summary = ConvertSummary(
         out_dir=out_dir,
         destination=str(out_dir),
@@ -301,6 +353,7 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         options=jsonable(options),
         inputs=[str(i) for i in inputs],
         inputs_skipped=[(str(s.path), s.reason) for s in found.skipped],
+        clips=totals,
     )
     folder = OutputFolder(out_dir).open()
     try:
@@ -311,6 +364,8 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
             raise
         raise OutputError(f"cannot write {summary.manifest}: {describe_os_error(exc)}") from None
     progress.total, progress.initial = len(images), skipped
+    if clips:
+        progress.unit = "image"  # photos and frames alike; each clip adds its frames as it opens
     run = _Run(
         options=options, layout=layout, summary=summary, progress=progress, manifest=manifest, signals=signals, cameras=cameras
     )
@@ -334,6 +389,12 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
                 f"no key of {options.captions.caption_file} names any photo here (keys look like "
                 f"{sample!r}, photos like {everything[0].key!r})"
             )
+        if clip_todo:
+            progress.info(
+                f"{len(clip_todo)} clip{'' if len(clip_todo) == 1 else 's'} → {out_dir} (a folder each; {', '.join(options.outputs)})"
+                + (f", {totals.current} already done" if totals.current else "")
+                + (f"; smoothing over {options.stabilize.time_constant}" if options.stabilize.enabled else "; no smoothing")
+            )
         for origin, count in cameras.unmatched(everything).items():
             if count == len(everything):
                 progress.warn(f"no camera in {origin} names any photo here (photos look like {everything[0].key!r})")
@@ -351,6 +412,8 @@ def _convert(inputs, out_dir, options, model, caption_fallback, progress, signal
         progress.start()
         if todo:
             run.convert_all(tr2m, todo, context_settings, redone)
+        if clip_todo:
+            ClipConverter(run, tr2m, totals).convert_all(clip_todo)
     except KeyboardInterrupt as exc:
         number = exc.signal_number if isinstance(exc, JobInterrupted) else signal.SIGINT
         signals.interrupt(number)
@@ -553,3 +616,21 @@ class _Run:
         summary.write()
         for error in summary.write_errors:
             self.progress.say(f"tr2m: error: {error}")
+
+
+def _clip_opener(options: ConvertOptions):
+    """How the clip captioner opens a clip: as the run will (topic, frame rate of folders)."""
+    from ..sequences.sources import open_clip
+
+    return lambda clip: open_clip(clip.path, options.clip, sequence_folder=clip.kind == "frames")
+
+
+def _scene_captions(clip: InputImage, caption: Caption | None, captioning, record: dict | None, fallback) -> list[SceneCaption]:
+    """A clip's captions per scene: made now by the captioner, or (a caption it made on an
+    earlier run, reused) read back from that run's record."""
+    if captioning is None or not captioning.per_scene or caption is None or caption.source != "generated":
+        return []
+    if clip.path in captioning.scenes:
+        return captioning.scenes[clip.path]
+    recorded = ((record or {}).get("settings") or {}).get("scene_captions") or []
+    return [SceneCaption(int(first), int(first), str(text)) for first, text in recorded]

@@ -93,6 +93,47 @@ def failure_record(image: InputImage, error: str, caption: Caption | None = None
     }
 
 
+def write_depth_files(
+    paths: dict[str, Any],
+    depth: np.ndarray,
+    colors: np.ndarray | None,
+    intrinsics: Intrinsics,
+    metadata: dict[str, Any],
+    options: ConvertOptions,
+    *,
+    name: str,
+    model_name: str,
+) -> dict[str, Any]:
+    """Write the depth outputs named in `paths` (tiff, exr, npy, png16, preview, ply, mesh,
+    render; others are the caller's), each atomically → what the record says about them.
+    `colors`: at the point-cloud grid. A photo's and a clip frame's files are written by this one
+    function."""
+    record: dict[str, Any] = {}
+    source = PhotoDepth(depth, intrinsics, colors)
+    if "tiff" in paths:
+        save_depth_tiff(paths["tiff"], source, metadata=metadata)
+    if "exr" in paths:
+        save_exr(paths["exr"], source, metadata=metadata)
+    if "npy" in paths:
+        write_depth_npy(paths["npy"], depth)
+    if "png16" in paths:
+        saturated = write_depth_png16(paths["png16"], depth)
+        if saturated:
+            record["png16_saturated_pixels"] = saturated
+    if "preview" in paths:
+        low, high = write_preview(paths["preview"], depth, options.preview)
+        record["preview_range_m"] = [round(low, 4), round(high, 4)]
+    about = (f"tr2m, {name}", f"model {model_name}")
+    if "ply" in paths:
+        record["points"] = save_ply(paths["ply"], source, options=options.cloud, comments=about)
+    if "mesh" in paths:
+        mesh = save_mesh(paths["mesh"], source, options=options.cloud, target_triangles=options.mesh.target_triangles, comments=about)
+        record["mesh"] = {"vertices": int(len(mesh.vertices)), "triangles": int(len(mesh.faces))}
+    if "render" in paths:
+        save_render(paths["render"], source, options=options.cloud, render=options.render)
+    return record
+
+
 def write_photo(
     photo: DecodedPhoto,
     depth: np.ndarray,
@@ -143,30 +184,9 @@ def write_photo(
     }
     if not isinstance(context.layout.out_dir, storage.Url):  # object stores have no folders to make
         make_folders(context.layout.out_dir, context.layout.folder(photo.image))
-    source = PhotoDepth(depth, intrinsics, photo.colors)  # colours at the point-cloud grid
-    if "tiff" in paths:
-        save_depth_tiff(paths["tiff"], source, metadata=metadata)
-    if "exr" in paths:
-        save_exr(paths["exr"], source, metadata=metadata)
-    if "npy" in paths:
-        write_depth_npy(paths["npy"], depth)
-    if "png16" in paths:
-        saturated = write_depth_png16(paths["png16"], depth)
-        if saturated:
-            record["png16_saturated_pixels"] = saturated
-    if "preview" in paths:
-        low, high = write_preview(paths["preview"], depth, options.preview)
-        record["preview_range_m"] = [round(low, 4), round(high, 4)]
-    about = (f"tr2m, {photo.image.key}", f"model {context.model_name}")
-    if "ply" in paths:
-        record["points"] = save_ply(paths["ply"], source, options=options.cloud, comments=about)
-    if "mesh" in paths:
-        mesh = save_mesh(
-            paths["mesh"], source, options=options.cloud, target_triangles=options.mesh.target_triangles, comments=about
-        )
-        record["mesh"] = {"vertices": int(len(mesh.vertices)), "triangles": int(len(mesh.faces))}
-    if "render" in paths:
-        save_render(paths["render"], source, options=options.cloud, render=options.render)
+    record.update(
+        write_depth_files(paths, depth, photo.colors, intrinsics, metadata, options, name=photo.image.key, model_name=context.model_name)
+    )
     write_json(
         paths["intrinsics"],
         {"input": photo.image.key, "depth_unit": DEPTH_UNIT, **intrinsics.to_json()},

@@ -23,6 +23,11 @@ Rules (documented for users in the README):
   so one folder argument mirrors exactly its own tree, and `cam1/ cam2/` keep their names apart.
 - `output_stem` is `relative` without its suffix, except where two photos would share it
   (`a/x.jpg` and `a/x.png`, or names differing only in case): those keep their suffix (`a/x.jpg`).
+- Clips (when the caller asks for them, as `tr2m convert` does): video files and ROS bags by
+  name (`sequences.kinds`), a ROS 2 bag folder (with `metadata.yaml`) as one recording, never
+  walked into, and with `sequence=True` every folder that directly holds images, as one clip of
+  numbered frames (its images are then frames, not photos). Clips whose reader is not installed
+  are skipped with the extra to install. A clip's `output_stem` is the folder its outputs go to.
 - Order is sorted by `relative` (then by path), identical on every machine.
 - URLs (`s3://bucket/frames`, `gs://…`, `az://…`; see io.storage) are listed in one request per
   argument (a prefix walks everything under it unless `recursive=False`); keys, output stems and
@@ -42,6 +47,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
 from ..errors import InputError
+from ..sequences.kinds import clip_kind_of_name, is_ros2_bag_folder, missing_extra
 from . import storage
 from .files import read_capped, regular_file_problem
 from .images import IMAGE_SUFFIXES, unsupported_reason
@@ -68,6 +74,11 @@ class InputImage:
     # (bytes, modification time in ns) as an object-store listing gave them, so fingerprints need
     # no request per photo; None for local files (they are stat'ed).
     listed: tuple[int, int] | None = field(default=None, compare=False)
+    kind: str = "photo"  # or a clip's kind: "video", "bag", "frames" (a folder of numbered frames)
+
+    @property
+    def is_clip(self) -> bool:
+        return self.kind != "photo"
 
     @property
     def key(self) -> str:
@@ -170,8 +181,9 @@ class Skipped:
 
 @dataclass
 class Found:
-    images: list[InputImage]
+    images: list[InputImage]  # photos
     skipped: list[Skipped]
+    clips: list[InputImage] = field(default_factory=list)  # videos, bags, frame folders
 
     def describe_skipped(self, limit: int = 3) -> str:
         """'2 tr2m outputs, 1 FIFO (named pipe) (b.jpg)' — counts by reason, a few examples."""
@@ -186,9 +198,11 @@ class Found:
 
 
 class _Walk:
-    def __init__(self, recursive: bool, own_output: Path | None) -> None:
+    def __init__(self, recursive: bool, own_output: Path | None, clips: bool = False, sequence: bool = False) -> None:
         self.recursive = recursive
         self.own_output = own_output
+        self.clips = clips
+        self.sequence = sequence
         self.seen_dirs: set[tuple[int, int]] = set()
         self.skipped: list[Skipped] = []
 
@@ -207,7 +221,24 @@ class _Walk:
             return False
         return True
 
-    def folder(self, folder: Path, top: bool = True) -> Iterable[Path]:
+    def clip(self, path: Path, kind: str) -> bool:
+        """Whether a video, bag or frame folder is to be read (else it is recorded as skipped)."""
+        if is_output_name(path.name):
+            self.skipped.append(Skipped(path, "tr2m outputs"))
+            return False
+        if kind != "frames" and not is_ros2_bag_folder(path):
+            problem = regular_file_problem(path)
+            if problem is not None and problem != "no such file" and problem != "broken symbolic link":
+                self.skipped.append(Skipped(path, "not regular files (a FIFO, device or socket hangs or floods a reader)"))
+                return False
+        reason = missing_extra(kind)
+        if reason is not None:
+            self.skipped.append(Skipped(path, f"unreadable here: {reason}"))
+            return False
+        return True
+
+    def folder(self, folder: Path, top: bool = True) -> Iterable[tuple[Path, str]]:
+        """(path, kind) of the photos and clips in `folder`."""
         try:
             stat = folder.stat()
         except OSError:
@@ -216,6 +247,10 @@ class _Walk:
         if identity in self.seen_dirs:  # a link back to a folder already walked: no loop, no repeat
             return
         self.seen_dirs.add(identity)
+        if self.clips and is_ros2_bag_folder(folder):  # one recording: its files are not inputs
+            if self.clip(folder, "bag"):
+                yield folder, "bag"
+            return
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
@@ -223,6 +258,7 @@ class _Walk:
         if not top and not self._is_own_output(folder) and holds_a_run(folder, [e.name for e in entries]):
             self.skipped.append(Skipped(folder, "folders holding another tr2m run's outputs"))
             return
+        frames = 0
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -233,8 +269,16 @@ class _Walk:
             if is_dir:
                 if self.recursive:
                     yield from self.folder(Path(entry.path), top=False)
-            elif is_image_name(entry.name) and self.photo(Path(entry.path)):
-                yield Path(entry.path)
+            elif is_image_name(entry.name):
+                if self.photo(Path(entry.path)):
+                    if self.sequence:
+                        frames += 1
+                    else:
+                        yield Path(entry.path), "photo"
+            elif self.clips and (kind := clip_kind_of_name(entry.name)) and self.clip(Path(entry.path), kind):
+                yield Path(entry.path), kind
+        if frames and self.clip(folder, "frames"):
+            yield folder, "frames"
 
     def _is_own_output(self, folder: Path) -> bool:
         if self.own_output is None:
@@ -245,10 +289,14 @@ class _Walk:
             return False
 
 
-def _assign_output_stems(relatives: Sequence[PurePosixPath]) -> list[PurePosixPath]:
+def _assign_output_stems(relatives: Sequence[PurePosixPath], folders: Sequence[bool] | None = None) -> list[PurePosixPath]:
     """Suffix-less stems where unique (compared case-insensitively, for macOS and Windows
-    disks), full names for photos that would otherwise share one."""
-    stems = [r.with_suffix("") for r in relatives]
+    disks), full names for photos that would otherwise share one. `folders[i]`: entry i is a
+    folder (a clip of frames, a ROS 2 bag), whose name is its stem whatever dots it holds. A
+    clip whose outputs folder would be a folder of photos' outputs too (`x.mp4` beside `x/`)
+    keeps its suffix."""
+    folders = list(folders) if folders is not None else [False] * len(relatives)
+    stems = [r if folder else r.with_suffix("") for r, folder in zip(relatives, folders)]
     while True:
         groups: dict[str, list[int]] = {}
         for i, stem in enumerate(stems):
@@ -258,6 +306,16 @@ def _assign_output_stems(relatives: Sequence[PurePosixPath]) -> list[PurePosixPa
             return stems
         for i in clashing:
             stems[i] = relatives[i]
+
+
+def _keep_clip_folders_apart(entries: Sequence[tuple[PurePosixPath, str]], stems: list[PurePosixPath]) -> list[PurePosixPath]:
+    """A video or bag `x.mp4` whose outputs folder `x/` would also hold other inputs' outputs
+    (photos under `x/`) keeps its suffix: `OUT/x.mp4/`."""
+    parents = {str(parent).casefold() for stem in stems for parent in stem.parents}
+    return [
+        relative if kind in ("video", "bag") and stem != relative and stem.as_posix().casefold() in parents else stem
+        for (relative, kind), stem in zip(entries, stems)
+    ]
 
 
 def collect_images(
@@ -280,6 +338,21 @@ def find_photos(
     own_output: str | Path | None = None,
 ) -> Found:
     """Every photo named by `inputs` (files, folders, `@list.txt`), sorted, each once, and what
+    was left out and why (videos and bags are not looked for: see `find_inputs`)."""
+    return find_inputs(inputs, recursive=recursive, exclude=exclude, own_output=own_output)
+
+
+def find_inputs(
+    inputs: Sequence[str | Path],
+    *,
+    recursive: bool = True,
+    exclude: Callable[[Path], bool] | None = None,
+    own_output: str | Path | None = None,
+    clips: bool = False,
+    sequence: bool = False,
+) -> Found:
+    """Every photo (and with `clips`, every video, ROS bag and, with `sequence`, folder of
+    numbered frames) named by `inputs` (files, folders, `@list.txt`), sorted, each once, and what
     was left out and why.
 
     `exclude(path)` drops files a caller knows are not inputs. `own_output`: the output folder of
@@ -295,38 +368,43 @@ def find_photos(
         if any(isinstance(place, storage.Url) for place in places):
             raise InputError("inputs mix local paths and storage URLs: give one kind per run")
         inputs = places  # file:// URLs are local paths
-    found: list[tuple[Path, Path]] = []  # (file, the folder argument it came from)
+    found: list[tuple[Path, Path, str]] = []  # (file or clip folder, the folder its outputs mirror from, kind)
     local_output = own_output is not None and not storage.is_url(own_output)  # an object store holds no photos of ours here
-    walk = _Walk(recursive, Path(own_output) if local_output else None)
+    walk = _Walk(recursive, Path(own_output) if local_output else None, clips=clips or sequence, sequence=sequence)
     for argument in _expand_arguments(inputs):
         argument = _absolute(argument)
         if argument.is_dir():
-            found.extend((path, argument) for path in walk.folder(argument))
-        elif is_image_name(argument.name) and walk.photo(argument):
-            found.append((argument, argument.parent))
-    unique: dict[Path, tuple[Path, Path]] = {}
-    for path, input_root in found:
+            # A folder that is itself a clip mirrors from its parent: `frames/` → OUT/frames/.
+            found.extend((path, argument.parent if path == argument else argument, kind) for path, kind in walk.folder(argument))
+        elif is_image_name(argument.name):
+            if walk.photo(argument):
+                found.append((argument, argument.parent, "photo"))
+        elif walk.clips and (kind := clip_kind_of_name(argument.name)) and walk.clip(argument, kind):
+            found.append((argument, argument.parent, kind))
+    unique: dict[Path, tuple[Path, Path, str]] = {}
+    for path, input_root, kind in found:
         try:
             identity = path.resolve()
         except OSError:
             identity = path
-        unique.setdefault(identity, (_absolute(path), input_root))
-    pairs = list(unique.values())
+        unique.setdefault(identity, (_absolute(path), input_root, kind))
+    triples = list(unique.values())
     if exclude is not None:
-        pairs = [(path, input_root) for path, input_root in pairs if not exclude(path)]
-    if not pairs:
+        triples = [t for t in triples if not exclude(t[0])]
+    if not triples:
         return Found([], walk.skipped)
-    root = Path(os.path.commonpath([str(input_root) for _, input_root in pairs]))
+    root = Path(os.path.commonpath([str(input_root) for _, input_root, _ in triples]))
     entries = sorted(
-        ((PurePosixPath(Path(os.path.relpath(path, root)).as_posix()), path, input_root) for path, input_root in pairs),
+        ((PurePosixPath(Path(os.path.relpath(path, root)).as_posix()), path, input_root, kind) for path, input_root, kind in triples),
         key=lambda item: (item[0].as_posix(), str(item[1])),
     )
-    stems = _assign_output_stems([relative for relative, _, _ in entries])
-    images = [
-        InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem)
-        for (relative, path, input_root), stem in zip(entries, stems)
+    stems = _assign_output_stems([e[0] for e in entries], [e[3] == "frames" or e[1].is_dir() for e in entries])
+    stems = _keep_clip_folders_apart([(e[0], e[3]) for e in entries], stems)
+    items = [
+        InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem, kind=kind)
+        for (relative, path, input_root, kind), stem in zip(entries, stems)
     ]
-    return Found(images, walk.skipped)
+    return Found([i for i in items if not i.is_clip], walk.skipped, [i for i in items if i.is_clip])
 
 
 def _find_in_storage(urls: list, recursive: bool, exclude, own_output) -> Found:

@@ -26,6 +26,7 @@ OUTPUT_SUFFIXES = {
     "mesh": ".mesh.glb",  # the default --mesh-format; MESH_SUFFIXES has every format's
     "render": ".render.png",
     "intrinsics": ".intrinsics.json",
+    "preview_video": ".preview.mp4",  # a clip's depth video (a video is an input too: never read back)
 }
 MESH_SUFFIXES = {"glb": ".mesh.glb", "ply": ".mesh.ply", "obj": ".mesh.obj"}
 RUN_LOCK = ".tr2m-run.lock"

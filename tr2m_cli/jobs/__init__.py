@@ -9,7 +9,7 @@ summary.json), `fingerprint` (per-photo settings and their hash).
 """
 
 from .decode import decode_ahead
-from .discover import discover_photos
+from .discover import discover_inputs, discover_photos
 from .fingerprint import changed_settings, fingerprint, input_file_identity, is_current
 from .folder import OutputFolder, check_output_folder
 from .progress import Progress
@@ -25,6 +25,7 @@ __all__ = [
     "changed_settings",
     "check_output_folder",
     "decode_ahead",
+    "discover_inputs",
     "discover_photos",
     "fingerprint",
     "input_file_identity",

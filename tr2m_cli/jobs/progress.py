@@ -44,6 +44,15 @@ class Progress:
                 smoothing=0.1,
             )
 
+    def add_total(self, count: int) -> None:
+        """More items than first counted (a clip's frames, known once it is opened)."""
+        self.total += count
+        if self._bar is not None:
+            self._bar.total = self.total
+            self._bar.refresh()
+        elif self.enabled and count:
+            self.start()
+
     def advance(self, count: int = 1) -> None:
         if self._bar is not None:
             self._bar.update(count)

@@ -33,7 +33,7 @@ import time
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -387,6 +387,10 @@ class DepthPredictor:
     converts models that answer in millimetres on some scenes (surgical) to metres. `flip_tta`:
     average with the mirrored photo's prediction (not used by the paper). `stage_timing`:
     synchronise the device around each stage so `times` are exact (slower on GPUs).
+    `adjust(requests, output)`: sees each batch's network-size `Tr2mOutput` before it is resized,
+    batches in the order they run, and returns it changed (a clip's temporal smoothing,
+    `sequences.engine.ClipSmoother`); a batch retried in halves after running out of memory is
+    seen again.
     """
 
     def __init__(
@@ -401,9 +405,12 @@ class DepthPredictor:
         caption_cache_size: int = CAPTION_CACHE_SIZE,
         times: StageTimes | None = None,
         stage_timing: bool = False,
+        adjust: Callable[[Sequence[DepthRequest], Any], Any] | None = None,
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch size {batch_size}: must be at least 1")
+        if adjust is not None and flip_tta:
+            raise InputError("flip-TTA averages two passes; adjusting the maps of one is not defined")
         check_domain(model, domain)
         self.model = model
         self.batch_size = int(batch_size)
@@ -414,6 +421,7 @@ class DepthPredictor:
         self.captions = CaptionEmbeddings(model, caption_cache_size)
         self.times = times or StageTimes()
         self._sync = model.device if stage_timing else None
+        self.adjust = adjust
         self.out_of_memory_events = 0
 
     def prepare(self, image: ImageLike, **kwargs) -> NetworkInput:
@@ -513,6 +521,8 @@ class DepthPredictor:
         names = ("metric_depth", "relative_depth", "scale_map", "shift_map") if self.return_maps else ("metric_depth",)
         with self._stage_timers():
             out = model(pixels, text)
+            if self.adjust is not None:
+                out = self.adjust(requests, out)
             maps = {name: getattr(out, name) for name in names}
             if self.flip_tta:
                 mirrored = model(pixels.flip(-1), text)

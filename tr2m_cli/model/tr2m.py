@@ -204,6 +204,15 @@ class TR2M(nn.Module):
         predictions = predictor.predict(images, captions, cameras)
         return predictions if return_maps else [p.depth for p in predictions]
 
+    def predict_video(self, clip, caption: str, **options):
+        """Depth in metres for each frame of a clip, as a generator of FramePrediction (index,
+        time_s, depth, …): a video file, a ROS bag, a folder of numbered frames or frames in
+        memory, with one caption. Scale and shift are smoothed over time unless
+        `stabilize=False`. Options: see `tr2m_cli.sequences.predict.predict_video`."""
+        from ..sequences.predict import predict_video
+
+        return predict_video(self, clip, caption, **options)
+
 
 def _is_matrix(value: Any) -> bool:
     """A 3×3 K given as nested lists (one camera), not a list of cameras."""
