@@ -31,7 +31,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -430,6 +430,19 @@ class CameraResolver:
             table = colmap_entries(options.colmap)
             chosen = match_keys(table, images, options.colmap, "cameras")
             self.tables.append(("colmap", str(options.colmap), table, chosen))
+        # On an object store one listing says which camera sidecars exist (not two requests per photo).
+        self._listed_sidecars: set[str] | None = None
+        if options.sidecars:
+            from . import storage
+
+            remote_roots = {image.root for image in images if isinstance(image.root, storage.Url)}
+            if remote_roots:
+                self._listed_sidecars = {
+                    str(storage.join(prefix, info.key))
+                    for prefix in remote_roots
+                    for info in storage.list_files(prefix)
+                    if info.key.endswith(SIDECAR_SUFFIX)
+                }
 
     def unmatched(self, images: Iterable[InputImage]) -> dict[str, int]:
         """{file: how many of `images` it names no camera for} (typos, other sets)."""
@@ -447,6 +460,8 @@ class CameraResolver:
                 return table[key], source, f"{origin} [{key!r}]"
         if self.options.sidecars:
             for path in sidecar_camera_paths(image):
+                if self._listed_sidecars is not None and str(path) not in self._listed_sidecars:
+                    continue
                 entry = read_sidecar_camera(path)
                 if entry is not None:
                     return entry, "sidecar", str(path)
@@ -468,18 +483,35 @@ class CameraResolver:
         self, image: InputImage | None, height: int, width: int, exif_focal_mm: float | None = None
     ) -> Intrinsics:
         """Intrinsics for `image`, a `height` × `width` photo (None: only the run-wide rules)."""
+        described = self.describe(image) if image is not None else None
         photo = image.key if image is not None else "the photo"
-        found = self._entry(image) if image is not None else None
-        if found is not None:
-            entry, source, where = found
-            return fit_camera(entry, height, width, source, where, photo)
-        intrinsics = resolve_intrinsics(height, width, self.options, exif_focal_mm)
-        if not _principal_point_inside(intrinsics.cx, intrinsics.cy, width, height):
-            raise InputError(
-                f"--cx {intrinsics.cx:g} --cy {intrinsics.cy:g}: the principal point lies outside the "
-                f"{width}×{height} {photo}: give per-photo intrinsics with their image size (--intrinsics)"
-            )
-        return intrinsics
+        return described_camera(described, self.options, height, width, exif_focal_mm, photo)
+
+
+def described_camera(
+    described: Mapping[str, Any] | None,
+    options: CameraOptions,
+    height: int,
+    width: int,
+    exif_focal_mm: float | None = None,
+    photo: str = "the photo",
+) -> Intrinsics:
+    """Intrinsics of a `height` × `width` photo from what `CameraResolver.describe` said about it
+    (as data, e.g. through JSON: a per-photo camera, the error reading it, or None for the
+    run-wide rules of `options`). So a photo's camera is looked up once, where the run is
+    planned, and used wherever the photo is converted; InputError when it cannot be used."""
+    if described is not None:
+        if "error" in described:
+            raise InputError(str(described["error"]))
+        entry = CameraEntry(**{f.name: described[f.name] for f in fields(CameraEntry) if f.name in described})
+        return fit_camera(entry, height, width, str(described["source"]), str(described["from"]), photo)
+    intrinsics = resolve_intrinsics(height, width, options, exif_focal_mm)
+    if not _principal_point_inside(intrinsics.cx, intrinsics.cy, width, height):
+        raise InputError(
+            f"--cx {intrinsics.cx:g} --cy {intrinsics.cy:g}: the principal point lies outside the "
+            f"{width}×{height} {photo}: give per-photo intrinsics with their image size (--intrinsics)"
+        )
+    return intrinsics
 
 
 def camera_for_photo(camera: Any, height: int, width: int, exif_focal_mm: float | None = None) -> Intrinsics:
