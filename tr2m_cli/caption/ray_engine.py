@@ -36,11 +36,10 @@ class PhotoCaptioner:
         self.max_pixels = max_pixels
 
     def __call__(self, batch: Any) -> dict[str, np.ndarray]:
-        from ..convert.plan import row_image
-        from ..convert.worker import batch_rows
+        from ..jobs.rows import batch_rows, row_photo
         from .run import generate_captions
 
-        images = [row_image(row) for row in batch_rows(batch)]
+        images = [row_photo(row) for row in batch_rows(batch)]
         results: dict[str, tuple[str, str]] = {}
 
         def collect(image: InputImage, caption: str | None, error: str | None) -> None:
@@ -65,7 +64,9 @@ def caption_on_ray(
 ) -> None:
     """Caption `todo` on Ray workers; `on_caption(photo, caption, error)` here, as results arrive."""
     by_key = {image.key: image for image in todo}
-    rows = [{"input": image.key, "path": str(image.path), "output_stem": image.output_stem.as_posix()} for image in todo]
+    from ..jobs.rows import photo_row
+
+    rows = [photo_row(image) for image in todo]
     source = captioner
     if isinstance(captioner, str) and not storage.is_url(captioner):
         from pathlib import Path

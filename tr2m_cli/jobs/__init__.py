@@ -5,7 +5,8 @@ summary. Fingerprints say which settings made an output, so reruns redo exactly 
 Modules: `discover` (photos in, "no photos" out), `folder` (output folder checks, run lock,
 stale temporaries), `decode` (decode-ahead threads), `progress` (bar, warnings, errors),
 `signals` (SIGINT/SIGTERM: stop, save, then exit 130/143), `summary` (JobSummary,
-summary.json), `fingerprint` (per-photo settings and their hash).
+summary.json), `fingerprint` (per-photo settings and their hash), `rows` (photos as plain rows
+for engines that ship work to other machines).
 """
 
 from .decode import decode_ahead
