@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tr2m_cli.convert import ConvertOptions
-from tr2m_cli.convert.plan import plan_conversion, row_caption, row_image, row_settings
+from tr2m_cli.convert.plan import plan_conversion, row_job
 from tr2m_cli.errors import InputError
 from tr2m_cli.io import storage
 from tr2m_cli.io.captions import CaptionRules
@@ -39,7 +39,8 @@ def test_rows_are_plain_strings_that_rebuild_the_photo(tmp_path, tiny_model_dir)
     (row,) = plan.rows
     assert all(isinstance(value, str) for value in row.values())
     json.dumps(row)  # ships to any engine
-    image, caption, made_by = row_image(row), row_caption(row), row_settings(row)
+    job = row_job(row)
+    image, caption, made_by = job.image, job.caption, job.made_by
     assert (image.key, image.path, image.output_stem.as_posix()) == ("k/a.jpg", tmp_path / "p" / "k" / "a.jpg", "k/a")
     assert (caption.text, caption.source) == ("A kitchen.", "sidecar")
     assert made_by["settings"]["caption"] == "A kitchen." and made_by["settings"]["model"] == "tiny-random"
@@ -51,7 +52,7 @@ def test_done_means_current_record_and_outputs_in_one_listing(tmp_path, tiny_mod
         photo(tmp_path / "p" / name, i)
     out = tmp_path / "out"
     options = ConvertOptions(captions=CaptionRules(caption="A room."))
-    first = {row["input"]: row_settings(row) for row in plan_conversion([tmp_path / "p"], out, options, model=tiny_model_dir).rows}
+    first = {row["input"]: row_job(row).made_by for row in plan_conversion([tmp_path / "p"], out, options, model=tiny_model_dir).rows}
     for stem in "abe":
         outputs(out, stem)  # a: current; b: no record (killed between writing and recording)
     outputs(out, "c", kinds=(".depth.tiff",))  # c: a record, but an output missing

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tr2m_cli.convert import ConvertOptions, convert, pipeline
+from tr2m_cli.convert import ConvertOptions, convert, worker
 from tr2m_cli.io.captions import CaptionRules
 from tr2m_cli.io.manifest import read_manifest
 from tr2m_cli.jobs import JobInterrupted, StopSignals
@@ -43,7 +43,7 @@ def test_a_second_ctrl_c_waits_for_the_writes_under_way(tmp_path, tiny_model, mo
     for i in range(8):
         Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
     written = []
-    real_write, real_run = pipeline.write_photo, DepthPredictor.run_batch
+    real_write, real_run = worker.write_photo, DepthPredictor.run_batch
 
     def slow_write(photo, depth, context, **kwargs):
         time.sleep(0.4)  # a big file on a slow disk
@@ -62,7 +62,7 @@ def test_a_second_ctrl_c_waits_for_the_writes_under_way(tmp_path, tiny_model, mo
             time.sleep(0.1)
         return real_run(self, photos)
 
-    monkeypatch.setattr(pipeline, "write_photo", slow_write)
+    monkeypatch.setattr(worker, "write_photo", slow_write)
     monkeypatch.setattr(DepthPredictor, "run_batch", run)
     options = ConvertOptions(progress=False, decode_workers=1, write_workers=4, batch_size=1, size=SizePolicy(token_budget=60),
                              captions=CaptionRules(caption="A room."), outputs=("npy",))  # fmt: skip

@@ -33,6 +33,12 @@ class OutputLayout:
         self.kinds = (*outputs, "intrinsics")
         self.suffixes = {**SUFFIXES, "mesh": MESH_SUFFIXES[mesh_format]}
 
+    @classmethod
+    def of(cls, out_dir: str | Path | storage.Url, options) -> "OutputLayout":
+        """The layout a run with these ConvertOptions writes (its kinds, its mesh format): the
+        planner and every worker make theirs here, so they agree on every name."""
+        return cls(out_dir, options.outputs, options.mesh.format)
+
     def keys(self, image: InputImage) -> dict[str, str]:
         """Each output's posix key relative to the output folder."""
         stem = image.output_stem.as_posix()

@@ -1,4 +1,4 @@
-"""`convert`: folders of photos in, metric depth files out.
+"""`convert`: photos (and clips) in, metric depth files out — one run for every engine.
 
     from tr2m_cli.convert import convert, ConvertOptions
     from tr2m_cli.io.captions import CaptionRules
@@ -9,66 +9,46 @@
     ), model="tr2m-official")
     print(summary.line())
 
-The run, in order (the job plumbing is `tr2m_cli.jobs`, shared with `tr2m caption`):
-1. Checks that need no model: inputs exist and hold photos (what is skipped is said), the caption
-   file, intrinsics file and COLMAP model are well formed and their keys unambiguous, the extras
-   the outputs need are installed, the output folder can be made, an existing manifest is one.
-   Any failure is one InputError / OutputError / MissingExtraError and nothing is written.
-2. The model is identified (name and head sha256, without loading it) and each photo's settings
-   fingerprinted (jobs.fingerprint). Photos whose last record is ok with the same fingerprint
-   and whose files exist are skipped (unless `overwrite`); the others are converted, those with
-   stale outputs counted as redone. No caption for any of them is an error.
-3. The model is loaded (WeightsError if missing), the output folder made and its run lock taken
-   (temporaries of killed runs are deleted when no other run is live there).
-4. Background threads decode photos ahead (jobs.decode); the inference core
-   (model.inference.DepthPredictor, shared with predict and eval) batches them by network size
-   and runs the model; a second pool writes the outputs while the model works on the next batch. Each photo's record goes to the manifest as soon as its files are written; a photo
-   that fails (unreadable, no valid depth, unwritable file) is recorded and the run goes on.
-5. The manifest is merged and compacted and summary.json written, also after Ctrl-C or SIGTERM
+The run, in order, the same on local folders, object stores and a Ray cluster (the engine only
+says where the model runs; the job plumbing is `tr2m_cli.jobs`, shared with `tr2m caption`):
+1. The plan (convert.plan): every check that needs no model (inputs, caption and camera files,
+   extras, the output location, an existing manifest), and for each photo its caption, camera,
+   fingerprint and whether it is current, redone or new. Any failure is one InputError /
+   OutputError / MissingExtraError and nothing is written.
+2. The model is loaded here (WeightsError if missing) or by each Ray worker; a local output
+   folder is made and its run lock taken (temporaries of killed runs are deleted when no other
+   run is live there).
+3. The photos go through PhotoConverter (convert.worker): here as one stream (decode-ahead
+   threads, batches by network size, a write pool working while the model runs), on Ray as
+   batches of rows on many workers (convert.ray_engine). Each photo's record is saved as soon as
+   its files are written — appended to a local folder's manifest, or as a manifest part on an
+   object store and by Ray workers — and counted here. A photo that fails is recorded and the
+   run goes on. Clips follow, one at a time (convert.clips), on this machine.
+4. The manifest is merged and compacted and summary.json written, also after Ctrl-C or SIGTERM
    (then JobInterrupted is raised); a failure to write them is said in plain words.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as futures
-import functools
+import contextlib
 import os
 import signal
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-from ..errors import InputError, OutputError, Tr2mError
-from ..io.captions import Caption, CaptionFallback, CaptionResolver
-from ..io.inputs import InputImage, select_shard
-from ..io.intrinsics import CameraResolver
-from ..io.manifest import ManifestLog, describe_os_error, read_manifest_checked
-from ..io.pointcloud import cloud_stride, grid_shape
-from ..jobs import (
-    JobInterrupted,
-    JobSummary,
-    OutputFolder,
-    Progress,
-    StopSignals,
-    changed_settings,
-    check_output_folder,
-    decode_ahead,
-    discover_inputs,
-    fingerprint,
-    input_file_identity,
-    is_current,
-    jsonable,
-)
-from ..model.inference import DepthPredictor, DepthRequest, DepthResult, StageTimes
+from ..errors import OutputError
+from ..io import storage
+from ..io.captions import CaptionFallback
+from ..io.manifest import ManifestLog, describe_os_error
+from ..io.manifest_parts import ManifestParts, new_run_id
+from ..jobs import JobInterrupted, JobSummary, OutputFolder, Progress, StopSignals, jsonable
+from ..model.inference import StageTimes
 from ..runtime import precision_name
-from ..sequences.captions import ClipCaptioning, SceneCaption
-from .clips import ClipConverter, ClipTotals
-from .decode import DecodedPhoto, decode_photo
-from .layout import OutputLayout
+from .clips import ClipConverter
 from .options import ConvertOptions
-from .writing import RunContext, failure_record, write_photo
+from .plan import ConvertPlan, plan_conversion
 
 
 @dataclass
@@ -83,6 +63,7 @@ class ConvertSummary(JobSummary):
     shard: str | None = None
     clips: Any = None  # ClipTotals, when the inputs hold clips
     default_camera: int = 0  # photos converted with the default field of view
+    long_captions: list = field(default_factory=list)  # (photo, tokens) of captions over the text encoder's limit
 
     @property
     def converted(self) -> int:
@@ -96,8 +77,20 @@ class ConvertSummary(JobSummary):
     def photos_per_second(self) -> float:
         return self.per_second
 
+    def count(self, record: dict[str, Any]) -> None:
+        """Count one photo's record (from whichever engine made it)."""
+        key = record["input"]
+        if record["status"] == "ok":
+            self.done += 1
+            self.redone += bool(record.get("redone_because"))
+            self.default_camera += (record.get("intrinsics") or {}).get("source") == "default"
+            if "caption_tokens" in record:
+                self.long_captions.append((key, record["caption_tokens"]))
+        elif record["status"] == "failed":
+            self.fail(key, record.get("error") or "")
+
     def summary_target(self) -> str:
-        return str(self.manifest if self.manifest is not None else self.out_dir)
+        return storage.describe(self.manifest if self.manifest is not None else self.out_dir)
 
     def line(self) -> str:
         clips = self.clips
@@ -138,110 +131,12 @@ class ConvertSummary(JobSummary):
         }
 
 
-def manifest_names(options: ConvertOptions) -> tuple[str, str]:
-    """`manifest.jsonl` and `summary.json`, or per shard `manifest-K-of-N.jsonl`, …"""
-    if options.shard is None:
-        return "manifest.jsonl", "summary.json"
-    tag = f"{options.shard.index}-of-{options.shard.count}"
-    return f"manifest-{tag}.jsonl", f"summary-{tag}.json"
-
-
-@dataclass
-class IdentifiedModel:
-    """The model of a run, identified before it is loaded (skipping needs no model)."""
-
-    source: Any  # a model folder, or a loaded TR2M
-    identity: dict[str, Any]  # name, head_sha256
-    spec: Any  # ModelSpec
-    precision: str  # what it runs in: fp32, bf16, fp16
-    size_policy: Any  # the model's default SizePolicy
-
-
-def identify_model(model: Any, options: ConvertOptions) -> IdentifiedModel:
-    from ..model.preprocess import SizePolicy
-    from ..model.tr2m import TR2M
-    from ..runtime import resolve_device, resolve_precision
-    from ..weights.folder import read_model_folder
-    from ..weights.load import model_identity
-    from ..weights.resolve import resolve_model
-
-    if isinstance(model, TR2M):
-        return IdentifiedModel(model, model_identity(model), model.spec, precision_name(model.precision), model.size_policy)
-    folder = resolve_model(model, progress=options.progress)
-    spec = read_model_folder(folder)
-    precision = resolve_precision(options.precision, resolve_device(options.device))
-    return IdentifiedModel(folder, model_identity(folder), spec, precision_name(precision), SizePolicy(token_budget=spec.token_budget))
-
-
-def _load(model: IdentifiedModel, options: ConvertOptions):
-    from ..model.tr2m import TR2M
-    from ..weights.load import load_model
-
-    if isinstance(model.source, TR2M):
-        return model.source
-    return load_model(model.source, device=options.device, precision=options.precision, progress=options.progress)
-
-
-def long_captions(tr2m, texts) -> tuple[int, dict[str, int]]:
-    """(the text encoder's token limit, {caption: its token count} for captions over it)."""
-    from ..model.encoders import CLIP_CONTEXT_LENGTH
-
-    distinct = list(dict.fromkeys(texts))
-    limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
-    if not distinct:
-        return limit, {}
-    counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
-    return limit, {text: n for text, n in counts.items() if n > limit}
-
 
 def long_caption_warning(photos: int, limit: int, key: str, tokens: int) -> str:
     return (
         f"{photos} photo(s) have captions longer than the text encoder's {limit} "
         f"tokens, which it truncates (e.g. {key}: {tokens} tokens)"
     )
-
-
-def model_settings(model: IdentifiedModel, options: ConvertOptions) -> dict[str, Any]:
-    """The settings every photo and clip of a run shares (see jobs.fingerprint)."""
-    return {
-        "model": model.identity["name"],
-        "head_sha256": model.identity["head_sha256"],
-        "size": (options.size or model.size_policy).describe(),
-        "precision": model.precision,
-        "domain": options.domain,
-        "metres_per_model_unit": model.spec.metres_per_output_unit(options.domain),
-        "outputs": options.output_settings(),
-    }
-
-
-def photo_settings(
-    model: IdentifiedModel, options: ConvertOptions, image: InputImage, caption: Caption | None, camera: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Everything that makes this photo's outputs what they are (see jobs.fingerprint); `camera`:
-    the per-photo camera a file gives it (CameraResolver.describe)."""
-    try:
-        source = ({"bytes": image.listed[0], "mtime_ns": image.listed[1]} if image.listed is not None
-                  else input_file_identity(image.path))  # fmt: skip
-    except OSError:
-        source = None
-    return {
-        **model_settings(model, options),
-        "caption": caption.text if caption is not None else None,
-        "camera": camera,
-        "input_file": source,
-    }
-
-
-def check_extras(options: ConvertOptions) -> None:
-    """The optional packages the requested outputs need, before any work (MissingExtraError)."""
-    from ..extras import import_open3d, import_openexr, require
-
-    if "exr" in options.outputs:
-        import_openexr("--outputs exr")
-    if "ply" in options.outputs and (options.cloud.normals or options.cloud.remove_outliers):
-        import_open3d("--normals" if options.cloud.normals else "--remove-outliers")
-    if "mesh" in options.outputs and options.mesh.target_triangles is not None:
-        require("fast_simplification", "3d", "mesh simplification (--mesh-triangles)")
 
 
 def convert(
@@ -252,385 +147,199 @@ def convert(
     model: Any = "tr2m-official",
     caption_fallback: CaptionFallback | None = None,
 ) -> ConvertSummary:
-    """Convert photos (files, folders, @list.txt) to metric depth files under `out_dir`.
+    """Convert photos (files, folders, @list.txt; local paths or storage URLs) to metric depth
+    files under `out_dir` (a folder or a storage URL), in this process.
 
     `model`: a registry name, a model folder, or a loaded TR2M. `caption_fallback`: captions for
     photos that have none of their own (e.g. from a captioning model). Returns a summary; raises
     a Tr2mError (nothing written) for unusable inputs, caption files, output folders or weights,
     and JobInterrupted (a KeyboardInterrupt carrying the summary) when stopped by a signal.
     """
-    from ..io import storage
+    return run_conversion(inputs, out_dir, options, model=model, caption_fallback=caption_fallback)
 
+
+class LocalEngine:
+    """The photos converted in this process by one PhotoConverter, then the clips."""
+
+    name = "local"
+    converts_clips = True  # videos and bags are read from this machine's disks
+    saves_records = False  # records come back here and are saved by the run
+
+    def __init__(self) -> None:
+        self.model = None
+
+    def workers_precision(self, options: ConvertOptions, stack: contextlib.ExitStack) -> str | None:
+        return None  # this machine's own: the plan resolves it
+
+    def start(self, plan: ConvertPlan, options: ConvertOptions, stack: contextlib.ExitStack) -> None:
+        """Load the model, when there is work for it (WeightsError if it cannot be)."""
+        from ..model.tr2m import TR2M
+        from ..weights.load import load_model
+
+        if not plan.jobs and not plan.clips:
+            return
+        source = plan.model.source
+        self.model = source if isinstance(source, TR2M) else load_model(
+            source, device=options.device, precision=options.precision, progress=options.progress)  # fmt: skip
+
+    def where(self, plan: ConvertPlan) -> str:
+        return f"on {self.model.device} ({precision_name(self.model.precision)})"
+
+    def options(self) -> dict[str, Any]:
+        return {"engine": self.name}
+
+    def convert(self, plan: ConvertPlan, options: ConvertOptions, run: "_Run") -> None:
+        from .worker import PhotoConverter
+
+        converter = PhotoConverter(plan.out, options, model=self.model, write_parts=False, times=run.times)
+        converter.convert_stream(plan.jobs, run.record, warn=run.progress.warn)
+
+
+def run_conversion(
+    inputs: Sequence[Any],
+    out: Any,
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    model: Any = "tr2m-official",
+    caption_fallback: CaptionFallback | None = None,
+    engine: Any = None,
+) -> ConvertSummary:
+    """The run (see the module docstring) on `engine`: LocalEngine (the default) or a
+    convert.ray_engine.RayEngine."""
     started = time.perf_counter()
-    inputs = list(inputs) if not isinstance(inputs, (str, Path)) else [inputs]
-    if storage.is_url(out_dir) or any(storage.is_url(i) for i in inputs):
-        # Object stores: the plan and worker every engine shares, run in this process.
-        from .ray_engine import convert_in_process
-
-        return convert_in_process(inputs, out_dir, options, model=model, caption_fallback=caption_fallback)
-    out_dir = Path(os.path.abspath(Path(out_dir).expanduser()))
+    engine = engine if engine is not None else LocalEngine()
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike, storage.Url)) else list(inputs)
     progress = Progress(0, enabled=options.progress)
-    with StopSignals(progress.say) as signals:
-        return _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started)
-
-
-def _convert(inputs, out_dir, options, model, caption_fallback, progress, signals, started) -> ConvertSummary:
-    layout = OutputLayout(out_dir, options.outputs, options.mesh.format)
-    check_extras(options)
-    found = discover_inputs(inputs, recursive=options.recursive, own_output=out_dir, sequence=options.sequence)
-    everything = found.images
-    clip_captioning = None
-    if caption_fallback is not None and found.clips:
-        clip_captioning = ClipCaptioning(caption_fallback, _clip_opener(options), options.clip.selection, options.scene_captions)
-        caption_fallback = clip_captioning  # photos are handed on to the fallback as they are
-    resolver = CaptionResolver(options.captions, [*everything, *found.clips], caption_fallback)
-    cameras = CameraResolver(options.camera, [*everything, *found.clips])  # a clip may have its camera in a file too
-    images = select_shard(everything, options.shard)
-    clips = select_shard(found.clips, options.shard)
-    check_output_folder(out_dir)
-    manifest_name, summary_name = manifest_names(options)
-    previous, _ = read_manifest_checked(out_dir / manifest_name)
-    identified = identify_model(model, options)
-
-    def reuse(image: InputImage) -> Caption | None:
-        """A caption the fallback (e.g. --auto-caption) made for this photo last time."""
-        record = previous.get(image.key) or {}
-        if options.overwrite:
-            return None  # redo everything, the generated captions too
-        if caption_fallback is not None and record.get("caption_source") == "generated" and record.get("caption"):
-            if record.get("caption_origin") == caption_fallback.name:
-                return Caption(record["caption"], "generated", caption_fallback.name)
-        return None
-
-    everything_captions = resolver.resolve_all([*images, *clips], reuse=reuse)
-    captions, clip_captions = everything_captions[: len(images)], everything_captions[len(images) :]
-    if clip_captioning is not None:
-        for error in clip_captioning.errors:
-            progress.warn(error)
-    settings = [
-        photo_settings(identified, options, image, caption, cameras.describe(image)) for image, caption in zip(images, captions)
-    ]
-    prints = [fingerprint(s) for s in settings]
-    todo, skipped, redone = [], 0, {}
-    for image, caption, setting, print_ in zip(images, captions, settings, prints):
-        record = previous.get(image.key)
-        complete = layout.is_complete(image)
-        if not options.overwrite and is_current(record, print_, complete):
-            skipped += 1
-            continue
-        if record is not None and record.get("status") == "ok" and complete and record.get("fingerprint") != print_:
-            redone[image.key] = changed_settings(record.get("settings"), setting)
-        todo.append((image, caption))
-    totals = ClipTotals(clips=len(clips)) if clips else None
-    clip_todo = []
-    if clips:
-        shared = model_settings(identified, options)
-        for clip, caption in zip(clips, clip_captions):
-            scenes = _scene_captions(clip, caption, clip_captioning, previous.get(clip.key), caption_fallback)
-            work = ClipConverter.prepare(shared, options, layout, clip, caption, scenes, cameras.describe(clip))
-            if ClipConverter.current(work, previous.get(clip.key), options, layout):
-                totals.current += 1
-            else:
-                clip_todo.append(work)
-    waiting = [caption for _, caption in todo] + [work.caption for work in clip_todo]
-    if waiting and all(caption is None for caption in waiting):
-        what = f"{len(todo)} photos" if not clip_todo else f"{len(todo)} photos and {len(clip_todo)} clips" if todo else f"{len(clip_todo)} clips"
-        raise InputError(
-            f"no caption for any of the {what}: give --caption-file, put <stem>.txt "
-            f"beside each photo or clip, --caption-root DIR, --caption TEXT or --domain indoor|outdoor|surgical"
-        )
-
-    tr2m = _load(identified, options) if todo or clip_todo else None
-    summary = ConvertSummary(
-        out_dir=out_dir,
-        destination=str(out_dir),
-        photos=len(images),
-        skipped=skipped,
-        manifest=out_dir / manifest_name,
-        summary_file=out_dir / summary_name,
-        shard=str(options.shard) if options.shard else None,
-        model=dict(identified.identity),
-        options=jsonable(options),
-        inputs=[str(i) for i in inputs],
-        inputs_skipped=[(str(s.path), s.reason) for s in found.skipped],
-        clips=totals,
-    )
-    folder = OutputFolder(out_dir).open()
-    try:
-        manifest = ManifestLog(summary.manifest)
-    except (OSError, Tr2mError) as exc:
-        folder.close()
-        if isinstance(exc, Tr2mError):
-            raise
-        raise OutputError(f"cannot write {summary.manifest}: {describe_os_error(exc)}") from None
-    progress.total, progress.initial = len(images), skipped
-    if clips:
-        progress.unit = "image"  # photos and frames alike; each clip adds its frames as it opens
-    run = _Run(
-        options=options, layout=layout, summary=summary, progress=progress, manifest=manifest, signals=signals, cameras=cameras
-    )
-    context_settings = {
-        image.key: {"fingerprint": print_, "settings": setting}
-        for image, setting, print_ in zip(images, settings, prints)
-    }
-    try:
-        if found.skipped:
-            progress.warn(f"skipped {found.describe_skipped()}")
-        for problem in resolver.problems:
-            progress.warn(f"caption not read: {problem}")
-        if manifest.unreadable:
-            progress.warn(
-                f"{summary.manifest}: {len(manifest.unreadable)} unreadable line(s) (first: line "
-                f"{manifest.unreadable[0][0]}) moved to {summary.manifest.name}.unreadable"
-            )
-        if resolver.table and resolver.unmatched_file_keys == len(resolver.table):
-            sample = next(iter(resolver.table))
-            progress.warn(
-                f"no key of {options.captions.caption_file} names any photo here (keys look like "
-                f"{sample!r}, photos like {everything[0].key!r})"
-            )
-        if clip_todo:
-            progress.info(
-                f"{len(clip_todo)} clip{'' if len(clip_todo) == 1 else 's'} → {out_dir} (a folder each; {', '.join(options.outputs)})"
-                + (f", {totals.current} already done" if totals.current else "")
-                + (f"; smoothing over {options.stabilize.time_constant}" if options.stabilize.enabled else "; no smoothing")
-            )
-        for origin, count in cameras.unmatched(everything).items():
-            if count == len(everything):
-                progress.warn(f"no camera in {origin} names any photo here (photos look like {everything[0].key!r})")
-        if todo:
-            stale = f", {len(redone)} to redo (settings changed)" if redone else ""
-            progress.info(
-                f"{len(todo)} photos → {out_dir} ({', '.join(options.outputs)}); model "
-                f"{tr2m.spec.name} on {tr2m.device} ({precision_name(tr2m.precision)})"
-                + (f", {skipped} already done" if skipped else "")
-                + stale
-                + (f", shard {options.shard} of {len(everything)} photos" if options.shard else "")
-                + (" (sharing the folder with another live run)" if folder.shared else "")
-            )
-        summary.setup_s = round(time.perf_counter() - started, 3)
-        progress.start()
-        if todo:
-            run.convert_all(tr2m, todo, context_settings, redone)
-        if clip_todo:
-            ClipConverter(run, tr2m, totals).convert_all(clip_todo)
-    except KeyboardInterrupt as exc:
-        number = exc.signal_number if isinstance(exc, JobInterrupted) else signal.SIGINT
-        signals.interrupt(number)
-        summary.signal = signal.Signals(number).name
-    finally:
-        with signals.deferred():  # a second Ctrl-C must not cut the saving of finished work
-            progress.close()
-            run.finish(started)
-            folder.close()
+    with StopSignals(progress.say) as signals, contextlib.ExitStack() as stack:
+        precision = engine.workers_precision(options, stack)
+        # Clips are read from, and written to, this machine's disks.
+        clips = engine.converts_clips and isinstance(storage.location(out), Path)
+        plan = plan_conversion(inputs, out, options, model=model, caption_fallback=caption_fallback, precision=precision,
+                               clips=clips)  # fmt: skip
+        engine.start(plan, options, stack)
+        summary = ConvertSummary(
+            out_dir=plan.out, destination=storage.describe(plan.out), photos=plan.photos, skipped=len(plan.done),
+            manifest=plan.manifest, summary_file=plan.summary_file, shard=str(options.shard) if options.shard else None,
+            model=dict(plan.model.identity), options={**jsonable(options), **engine.options()},
+            inputs=[storage.describe(i) for i in inputs], inputs_skipped=plan.inputs_skipped, clips=plan.clip_totals,
+        )  # fmt: skip
+        folder = stack.enter_context(OutputFolder(plan.out)) if isinstance(plan.out, Path) else None
+        run_id = new_run_id()
+        run = _Run(options=options, plan=plan, summary=summary, progress=progress, signals=signals,
+                   manifest=_open_manifest(plan, options, run_id, engine), run_id=run_id)  # fmt: skip
+        progress.total, progress.initial = plan.photos, len(plan.done)
+        if plan.clips:
+            progress.unit = "image"  # photos and frames alike; each clip adds its frames as it opens
+        try:
+            for warning in plan.warnings:
+                progress.warn(warning)
+            if run.manifest.unreadable:
+                progress.warn(
+                    f"{storage.describe(plan.manifest)}: {len(run.manifest.unreadable)} unreadable line(s) (first: line "
+                    f"{run.manifest.unreadable[0][0]}) moved to {plan.manifest_name}.unreadable"
+                )
+            if plan.clips:
+                totals = plan.clip_totals
+                progress.info(
+                    f"{len(plan.clips)} clip{'' if len(plan.clips) == 1 else 's'} → {summary.destination} (a folder each; "
+                    f"{', '.join(options.outputs)})"
+                    + (f", {totals.current} already done" if totals.current else "")
+                    + (f"; smoothing over {options.stabilize.time_constant}" if options.stabilize.enabled else "; no smoothing")
+                )
+            if plan.jobs:
+                progress.info(
+                    f"{len(plan.jobs)} photos → {summary.destination} ({', '.join(options.outputs)}); model "
+                    f"{plan.model.spec.name} {engine.where(plan)}"
+                    + (f", {len(plan.done)} already done" if plan.done else "")
+                    + (f", {len(plan.redone)} to redo (settings changed)" if plan.redone else "")
+                    + (f", shard {options.shard} of {plan.found} photos" if options.shard else "")
+                    + (" (sharing the folder with another live run)" if folder is not None and folder.shared else "")
+                )
+            summary.setup_s = round(time.perf_counter() - started, 3)
+            progress.start()
+            for record in plan.failures:
+                run.record(record)
+            if plan.jobs:
+                engine.convert(plan, options, run)
+            if plan.clips:
+                ClipConverter(run, engine.model, plan.clip_totals).convert_all(plan.clips)
+        except KeyboardInterrupt as exc:
+            number = exc.signal_number if isinstance(exc, JobInterrupted) else signal.SIGINT
+            signals.interrupt(number)
+            summary.signal = signal.Signals(number).name
+        finally:
+            with signals.deferred():  # a second Ctrl-C must not cut the saving of finished work
+                progress.close()
+                run.finish(started)
     if summary.interrupted:
         raise JobInterrupted(signal.Signals[summary.signal].value, summary)
     return summary
 
 
-class _Run:
-    """The state of one conversion: pools, buckets, the manifest and the counters."""
+def _open_manifest(plan: ConvertPlan, options: ConvertOptions, run_id: str, engine) -> ManifestLog | ManifestParts:
+    """Where the run saves records: appended to a local folder's manifest (shared with other
+    runs there), or as manifest parts — on an object store, and beside Ray workers' parts."""
+    if isinstance(plan.out, Path) and not engine.saves_records:
+        try:
+            return ManifestLog(plan.manifest)
+        except OSError as exc:
+            raise OutputError(f"cannot write {plan.manifest}: {describe_os_error(exc)}") from None
+    return ManifestParts(plan.out, run_id, plan.manifest_name, every=max(4 * options.batch_size, 16))
 
-    def __init__(self, *, options, layout, summary, progress, manifest, signals, cameras) -> None:
+
+class _Run:
+    """The state of one conversion: the manifest, the counters, what the user sees. Every
+    record of the run, whichever engine made it, comes through `record`."""
+
+    def __init__(self, *, options, plan, summary, progress, signals, manifest, run_id) -> None:
         self.options: ConvertOptions = options
-        self.cameras: CameraResolver = cameras
-        self.layout: OutputLayout = layout
+        self.plan: ConvertPlan = plan
+        self.layout = plan.layout
+        self.cameras = plan.cameras  # clips resolve their cameras with it
         self.summary: ConvertSummary = summary
         self.progress: Progress = progress
-        self.manifest: ManifestLog = manifest
         self.signals: StopSignals = signals
+        self.manifest = manifest
+        self.run_id = run_id
         self.times = StageTimes()
-        self.writes: set[futures.Future] = set()
-        self.out_of_memory_warned = 0
-        self.context: RunContext | None = None
-        self.redone: dict[str, list[str]] = {}
-        self.long_captions: dict[str, int] = {}  # caption → its token count, above the limit
+        self._append_warned = False
 
-    # -- records ----------------------------------------------------------------------------
-
-    def _finish(self, record: dict[str, Any]) -> None:
+    def record(self, record: dict[str, Any], *, saved: bool = False) -> None:
+        """One photo done (`saved`: its record is saved already, by a Ray worker)."""
         with self.signals.deferred():  # a photo's files are written: its record must follow
-            key = record["input"]
-            if key in self.redone and record["status"] == "ok":
-                record["redone_because"] = self.redone[key]
-            self.manifest.append(record)
-            status = record["status"]
-            if status == "ok":
-                self.summary.done += 1
-                self.summary.redone += key in self.redone
-                self.summary.default_camera += (record.get("intrinsics") or {}).get("source") == "default"
-            elif status == "failed":
-                self.summary.fail(key, record.get("error") or "")
-                self.progress.error(record.get("error") or key)
+            if not saved:
+                self.manifest.append(record)
+            self.summary.count(record)
+            if record["status"] == "failed":
+                self.progress.error(record.get("error") or record["input"])
             self.progress.advance()
-        if self.manifest.append_error is not None and not getattr(self, "_append_warned", False):
+        error = self.manifest.append_error
+        if error is not None and not self._append_warned:
             self._append_warned = True
+            reason = describe_os_error(error) if isinstance(error, OSError) else str(error)
             self.progress.warn(
-                f"cannot append to {self.manifest.path} ({describe_os_error(self.manifest.append_error)}); "
+                f"cannot append to {storage.describe(self.manifest.path)} ({reason}); "
                 f"records are kept and written at the end if the disk allows"
             )
-
-    # -- the pipeline -----------------------------------------------------------------------
-
-    def convert_all(self, tr2m, todo: list[tuple[InputImage, Caption | None]], settings, redone) -> None:
-        from .. import __version__
-
-        options = self.options
-        self.redone = redone
-        predictor = DepthPredictor(
-            tr2m,
-            batch_size=options.batch_size,
-            size=options.size,
-            domain=options.domain,
-            times=self.times,
-            stage_timing=options.stage_timing,
-        )
-        self.context = RunContext(
-            self.layout, options, tr2m.spec.name, predictor.metres_per_unit, __version__,
-            precision_name(tr2m.precision), settings=settings, cameras=self.cameras,
-        )  # fmt: skip
-        work = []
-        for image, caption in todo:
-            if caption is None:
-                self._finish(
-                    failure_record(
-                        image,
-                        f"no caption for {image.key}: add it to the caption file, put "
-                        f"{image.output_stem.name}.txt beside it, or pass --caption / --domain",
-                    )
-                )
-            else:
-                work.append((image, caption))
-        self._warn_long_captions(tr2m, work)
-        cloud_grid = None
-        if options.grid_outputs:
-            cloud = options.cloud
-            cloud_grid = lambda h, w: grid_shape(h, w, cloud_stride(h, w, cloud))  # noqa: E731
-        decode = functools.partial(
-            self._decode, policy=predictor.policy, cloud_grid=cloud_grid, big_photo_slots=threading.BoundedSemaphore(2)
-        )
-        self.write_pool = futures.ThreadPoolExecutor(options.write_workers, thread_name_prefix="tr2m-write")
-        prefetch = max(2 * options.batch_size, 2 * options.decode_workers)
-        decoded = decode_ahead(work, decode, workers=options.decode_workers, prefetch=prefetch)
-        try:
-            for result in predictor.stream(self._requests(decoded, predictor)):
-                self._handle(result)
-            self._warn_out_of_memory(predictor)
-            self._collect_writes(wait_all=True)
-        finally:
-            decoded.close()  # cancels decoding not yet started
-            # Writes already under way finish (each is atomic anyway) and are recorded, whatever
-            # stopped the run; further signals meanwhile only say so.
-            self._collect_writes(wait_all=True)
-            self.write_pool.shutdown(wait=True, cancel_futures=True)
-
-    def _requests(self, decoded, predictor: DepthPredictor) -> Iterator[DepthRequest]:
-        """Decoded photos for the predictor; photos that cannot be read are recorded here and
-        never reach the model. Between photos, finished writes are recorded."""
-        for _, photo in decoded:
-            self._collect_writes()
-            self._warn_out_of_memory(predictor)
-            if isinstance(photo, dict):
-                self._finish(photo)
-                continue
-            yield DepthRequest(photo.photo, photo.caption.text, tag=photo, name=str(photo.image.path))
-
-    def _warn_out_of_memory(self, predictor: DepthPredictor) -> None:
-        if predictor.out_of_memory_events > self.out_of_memory_warned:
-            self.out_of_memory_warned = predictor.out_of_memory_events
-            self.progress.warn(f"out of memory: continuing with batches of {predictor.batch_size}")
-
-    def _warn_long_captions(self, tr2m, work) -> None:
-        limit, self.long_captions = long_captions(tr2m, [c.text for _, c in work])
-        affected = [(image.key, c.text) for image, c in work if c.text in self.long_captions]
-        if affected:
-            key, text = affected[0]
-            self.progress.warn(long_caption_warning(len(affected), limit, key, self.long_captions[text]))
-
-    def _decode(self, item, *, policy, cloud_grid, big_photo_slots) -> DecodedPhoto | dict[str, Any]:
-        image, caption = item
-        start = time.perf_counter()
-        try:
-            return decode_photo(image, caption, policy, cloud_grid, big_photo_slots, max_pixels=self.options.max_pixels)
-        except Tr2mError as exc:
-            return failure_record(image, str(exc), caption, time.perf_counter() - start)
-        except Exception as exc:  # noqa: BLE001 - an odd file must not end the run
-            return failure_record(image, f"{image.path}: cannot decode ({type(exc).__name__}: {exc})", caption)
-        finally:
-            self.times.add("decode", time.perf_counter() - start)
-
-    def _handle(self, result: DepthResult) -> None:
-        photo: DecodedPhoto = result.request.tag
-        if result.error is not None:
-            self._finish(failure_record(photo.image, result.error, photo.caption, result.seconds))
-            return
-        photo.photo.pixels = None  # the network input is no longer needed: free it now
-        while len(self.writes) >= 2 * self.options.write_workers + self.options.batch_size:
-            self._collect_writes(block=True)
-        self.writes.add(self.write_pool.submit(self._write, result))
-
-    def _write(self, result: DepthResult) -> dict[str, Any]:
-        start = time.perf_counter()
-        photo: DecodedPhoto = result.request.tag
-        image, caption = photo.image, photo.caption
-        try:
-            record = write_photo(photo, result.depth, self.context, model_seconds=result.seconds)
-            if caption.text in self.long_captions:
-                record["caption_tokens"] = self.long_captions[caption.text]
-            return record
-        except Tr2mError as exc:
-            return failure_record(image, str(exc), caption, result.seconds)
-        except OSError as exc:
-            target = exc.filename or self.layout.out_dir
-            return failure_record(image, f"{image.key}: cannot write {target} ({describe_os_error(exc)})", caption)
-        except Exception as exc:  # noqa: BLE001
-            return failure_record(image, f"{image.key}: writing failed ({type(exc).__name__}: {exc})", caption)
-        finally:
-            self.times.add("write", time.perf_counter() - start)
-
-    def _collect_writes(self, *, block: bool = False, wait_all: bool = False) -> None:
-        if not self.writes:
-            return
-        if wait_all:
-            futures.wait(self.writes)
-        elif block:
-            futures.wait(self.writes, return_when=futures.FIRST_COMPLETED)
-        for future in [f for f in self.writes if f.done()]:
-            self.writes.discard(future)  # one at a time: a record is never dropped half-collected
-            if not future.cancelled():
-                self._finish(future.result())
-
-    # -- the end ----------------------------------------------------------------------------
 
     def finish(self, started: float) -> None:
         """Merge the manifest and write summary.json; failures to do so are said in plain words
         (and make the exit status 1), never a traceback."""
+        from ..model.encoders import CLIP_CONTEXT_LENGTH
+
         summary = self.summary
+        if summary.long_captions:
+            key, tokens = summary.long_captions[0]
+            self.progress.warn(long_caption_warning(len(summary.long_captions), CLIP_CONTEXT_LENGTH, key, tokens))
         try:
             self.manifest.close()
         except OutputError as exc:
-            summary.write_errors.append(f"{exc} (the records appended during the run are kept)")
+            kept = ("the records are kept in parts; the next run merges them" if isinstance(self.manifest, ManifestParts)
+                    else "the records appended during the run are kept")  # fmt: skip
+            summary.write_errors.append(f"{exc} ({kept})")
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         summary.stage_seconds = self.times.as_dict()
         summary.warnings = list(self.progress.warnings)
         summary.write()
         for error in summary.write_errors:
             self.progress.say(f"tr2m: error: {error}")
-
-
-def _clip_opener(options: ConvertOptions):
-    """How the clip captioner opens a clip: as the run will (topic, frame rate of folders)."""
-    from ..sequences.sources import open_clip
-
-    return lambda clip: open_clip(clip.path, options.clip, sequence_folder=clip.kind == "frames")
-
-
-def _scene_captions(clip: InputImage, caption: Caption | None, captioning, record: dict | None, fallback) -> list[SceneCaption]:
-    """A clip's captions per scene: made now by the captioner, or (a caption it made on an
-    earlier run, reused) read back from that run's record."""
-    if captioning is None or not captioning.per_scene or caption is None or caption.source != "generated":
-        return []
-    if clip.path in captioning.scenes:
-        return captioning.scenes[clip.path]
-    recorded = ((record or {}).get("settings") or {}).get("scene_captions") or []
-    return [SceneCaption(int(first), int(first), str(text)) for first, text in recorded]

@@ -1,34 +1,30 @@
-"""`convert --engine ray` (and `convert` with object-store URLs): a plan made here, its rows
-converted by PhotoConverters on a Ray cluster, or in this process.
+"""`convert --engine ray`: the plan made here, its rows converted by PhotoConverters on a Ray cluster.
 
     from tr2m_cli.convert.ray_engine import convert_ray
     summary = convert_ray(["s3://lab/run42/frames"], "s3://lab/run42/depth", options,
                           model="tr2m-official", workers="2,8", gpus_per_worker=1)
 
-Same semantics as `convert`: the same outputs, TIFF tags, manifest records, summary and exit
-codes. What is left to do is decided here from one listing of the output prefix and the manifest
-(convert.plan); each worker batch saves its records as a manifest part right after writing its
-outputs (so a killed driver loses none), and the parts are merged into the manifest at the end.
+It is `convert`'s run (convert.pipeline) with another engine: the same plan (convert.plan), the
+same per-photo work (convert.worker), so the same outputs, TIFF tags, manifest records, summary
+and exit codes. What is left to do is decided here from the manifest and (on an object store) one
+listing of the output prefix; each worker batch saves its records as a manifest part right after
+writing its outputs (so a killed driver loses none), and the parts are merged into the manifest
+at the end. Clips are read only on one machine: `convert` without Ray.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import signal
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..cluster import RayResources, Workers, ray_session, run_rows
-from ..errors import InputError, Tr2mError
-from ..io import storage
+from ..errors import InputError
 from ..io.captions import CaptionFallback
-from ..io.manifest_parts import merge_manifest, new_run_id, write_part
-from ..jobs import JobInterrupted, OutputFolder, Progress, StopSignals, jsonable
 from .options import ConvertOptions
-from .pipeline import ConvertSummary, long_caption_warning
-from .plan import ConvertPlan, plan_conversion
+from .pipeline import ConvertSummary, run_conversion
+from .plan import ConvertPlan
 from .worker import PhotoConverter, decode_rows
 
 
@@ -57,160 +53,66 @@ def convert_ray(
     if isinstance(model, TR2M):
         raise InputError("convert_ray takes a model name or folder (each worker loads its own), not a loaded model")
     resources = RayResources(workers=workers, gpus_per_worker=gpus_per_worker, address=address, decode_on_cpus=decode_on_cpus)
-    return run_plan(inputs, out, options, model=model, caption_fallback=caption_fallback, ray=resources)
+    return run_conversion(inputs, out, options, model=model, caption_fallback=caption_fallback, engine=RayEngine(resources))
 
 
-def convert_in_process(
-    inputs: Sequence[str | Any],
-    out: str | Any,
-    options: ConvertOptions = ConvertOptions(),
-    *,
-    model: Any = "tr2m-official",
-    caption_fallback: CaptionFallback | None = None,
-) -> ConvertSummary:
-    """`convert` for photos or outputs on an object store (`--engine local` with URLs): the same
-    plan, worker and manifest parts as on Ray, the rows run here batch after batch."""
-    return run_plan(inputs, out, options, model=model, caption_fallback=caption_fallback, ray=None)
+class RayEngine:
+    """The photos converted by a pool of PhotoConverter actors on Ray (see cluster.run_rows)."""
 
+    name = "ray"
+    converts_clips = False  # clips are read on one machine: `convert` without Ray
+    saves_records = True  # each worker batch saves its records as a manifest part
+    model = None  # loaded by the workers, not here
 
-def _workers_precision(ray_module, options: ConvertOptions, resources: RayResources) -> str:
-    """The precision a worker will run in, asked of one placed as the workers are: the driver may
-    have no GPU, and `auto` means bf16 or fp16 by the GPU (it enters every photo's fingerprint)."""
+    def __init__(self, resources: RayResources) -> None:
+        self.resources = resources
+        self.precision: str | None = None
 
-    def probe(device: str, precision: str) -> str:
-        from tr2m_cli.runtime import PRECISIONS, resolve_device, resolve_precision
+    def workers_precision(self, options: ConvertOptions, stack: contextlib.ExitStack) -> str:
+        """The precision a worker will run in, asked of one placed as the workers are: the driver
+        may have no GPU, and `auto` means bf16 or fp16 by the GPU (it enters every fingerprint)."""
+        from ..runtime import PRECISIONS
 
-        dtype = resolve_precision(precision, resolve_device(device))
-        return next(name for name, value in PRECISIONS.items() if value == dtype)
+        if options.precision in PRECISIONS:
+            self.precision = options.precision
+            return self.precision
+        ray = stack.enter_context(ray_session(self.resources.address))  # the cluster starts before planning
 
-    gpus = resources.gpus_per_worker
-    if gpus is None:
-        gpus = 1.0 if ray_module.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    task = ray_module.remote(num_gpus=gpus, num_cpus=0 if gpus else resources.cpus_per_worker)(probe)
-    return ray_module.get(task.remote(options.device, options.precision))
+        def probe(device: str, precision: str) -> str:
+            from tr2m_cli.runtime import PRECISIONS, resolve_device, resolve_precision
 
+            dtype = resolve_precision(precision, resolve_device(device))
+            return next(name for name, value in PRECISIONS.items() if value == dtype)
 
-def run_plan(inputs, out, options: ConvertOptions, *, model: Any, caption_fallback, ray: RayResources | None) -> ConvertSummary:
-    """Plan, check, convert the rows (on Ray, or here), count and show progress as records arrive,
-    then merge the manifest parts and write the summary, whatever stopped the run."""
-    started = time.perf_counter()
-    inputs = [inputs] if isinstance(inputs, (str, Path, storage.Url)) else list(inputs)
-    progress = Progress(0, enabled=options.progress)
-    with StopSignals(progress.say) as signals, contextlib.ExitStack() as stack:
-        precision = None
-        if ray is not None:  # the precision the workers run in enters every fingerprint
-            from ..runtime import PRECISIONS
+        gpus = self.resources.gpus_per_worker
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+        task = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else self.resources.cpus_per_worker)(probe)
+        self.precision = ray.get(task.remote(options.device, options.precision))
+        return self.precision
 
-            if options.precision in PRECISIONS:
-                precision = options.precision
-            else:  # "auto": ask a worker (the cluster starts before planning)
-                precision = _workers_precision(stack.enter_context(ray_session(ray.address)), options, ray)
-        plan = plan_conversion(inputs, out, options, model=model, caption_fallback=caption_fallback, precision=precision)
-        storage.check_writable(plan.out)
-        if isinstance(plan.out, Path):  # a local folder: its run lock, as every local run holds
-            stack.enter_context(OutputFolder(plan.out))
-        summary = ConvertSummary(
-            out_dir=plan.out, destination=storage.describe(plan.out), photos=plan.photos, skipped=len(plan.done),
-            manifest=plan.manifest, summary_file=plan.summary_file, shard=str(options.shard) if options.shard else None,
-            model=dict(plan.model.identity), options={**jsonable(options), "engine": "ray" if ray else "local",
-                                                      **({"workers": str(ray.workers)} if ray else {})},
-            inputs=[storage.describe(i) for i in inputs], inputs_skipped=plan.inputs_skipped,
-        )  # fmt: skip
-        progress.total, progress.initial = plan.photos, len(plan.done)
-        try:
-            for warning in plan.warnings:
-                progress.warn(warning)
-            run_id = new_run_id()
-            write_part(plan.out, run_id, plan.failures, plan.manifest_name)
-            for record in plan.failures:
-                summary.fail(record["input"], record.get("error") or "")
-                progress.error(record.get("error") or record["input"])
-            if plan.rows:
-                where = f"on Ray, {ray.workers} worker(s) ({plan.model.precision})" if ray else f"on {options.device} ({plan.model.precision})"
-                progress.info(
-                    f"{len(plan.rows)} photos → {storage.describe(plan.out)} ({', '.join(options.outputs)}); model "
-                    f"{plan.model.spec.name} {where}"
-                    + (f", {len(plan.done)} already done" if plan.done else "")
-                    + (f", {len(plan.redone)} to redo (settings changed)" if plan.redone else "")
-                    + (f", shard {options.shard}" if options.shard else "")
-                )
-                if ray is not None:
-                    stack.enter_context(ray_session(ray.address))  # (already up if it was asked)
-                rows = _convert_rows(plan, options, model, run_id, ray)
-                summary.setup_s = round(time.perf_counter() - started, 3)
-                progress.start()
-                _collect(rows, plan, summary, progress)
-            else:
-                summary.setup_s = round(time.perf_counter() - started, 3)
-        except KeyboardInterrupt as exc:
-            number = exc.signal_number if isinstance(exc, JobInterrupted) else signal.SIGINT
-            signals.interrupt(number)
-            summary.signal = signal.Signals(number).name
-        finally:
-            with signals.deferred():  # a second Ctrl-C must not cut the saving of finished work
-                progress.close()
-                _finish(plan, summary, progress, started)
-    if summary.interrupted:
-        raise JobInterrupted(signal.Signals[summary.signal].value, summary)
-    return summary
+    def start(self, plan: ConvertPlan, options: ConvertOptions, stack: contextlib.ExitStack) -> None:
+        if plan.jobs:
+            stack.enter_context(ray_session(self.resources.address))  # (already up if it was asked)
 
+    def where(self, plan: ConvertPlan) -> str:
+        return f"on Ray, {self.resources.workers} worker(s) ({plan.model.precision})"
 
-def _convert_rows(plan: ConvertPlan, options: ConvertOptions, model: Any, run_id: str, ray: RayResources | None):
-    """The plan's rows through PhotoConverters: a pool of Ray actors, or one here."""
-    settings = {"out": str(plan.out), "options": options, "run_id": run_id, "manifest_name": plan.manifest_name}
-    if ray is None:
-        return _rows_here(plan.rows, PhotoConverter(**settings, model=plan.model.source), options.batch_size)
-    return run_rows(
-        plan.rows,
-        PhotoConverter,
-        constructor_kwargs={**settings, "model": str(Path(plan.model.source).resolve())},  # workers start elsewhere
-        resources=ray,
-        batch_size=options.batch_size,
-        decode=decode_rows,
-        decode_kwargs={"options": options, "token_budget": plan.model.spec.token_budget},
-    )
+    def options(self) -> dict[str, Any]:
+        return {"engine": self.name, "workers": str(self.resources.workers)}
 
-
-def _finish(plan: ConvertPlan, summary: ConvertSummary, progress: Progress, started: float) -> None:
-    """Fold the parts into the manifest and write summary.json; failures to do so are said in
-    plain words (exit status 1), never a traceback."""
-    try:
-        merge_manifest(plan.out, plan.manifest_name)
-    except (OSError, Tr2mError) as exc:
-        summary.write_errors.append(f"cannot merge {storage.describe(plan.manifest)}: {storage.redact(str(exc))} "
-                                    f"(the records are kept in parts; the next run merges them)")  # fmt: skip
-    summary.elapsed_s = round(time.perf_counter() - started, 3)
-    summary.warnings = list(progress.warnings)
-    summary.write()
-    for error in summary.write_errors:
-        progress.say(f"tr2m: error: {error}")
-
-
-def _rows_here(rows: list[dict[str, str]], converter: PhotoConverter, batch_size: int):
-    """The rows converted in this process, a few batches at a time (one manifest part each)."""
-    chunk = max(4 * batch_size, 16)
-    for start in range(0, len(rows), chunk):
-        result = converter(rows[start : start + chunk])
-        for record in result["record"]:
-            yield {"record": record}
-
-
-def _collect(rows, plan: ConvertPlan, summary: ConvertSummary, progress: Progress) -> None:
-    """Count records as they arrive; say which failed, and which captions were too long."""
-    long_captions: list[tuple[str, int]] = []
-    for row in rows:
-        record = json.loads(row["record"])
-        key = record["input"]
-        if record["status"] == "ok":
-            summary.done += 1
-            summary.redone += key in plan.redone
-        elif record["status"] == "failed":
-            summary.fail(key, record.get("error") or "")
-            progress.error(record.get("error") or key)
-        if "caption_tokens" in record:
-            long_captions.append((key, record["caption_tokens"]))
-        progress.advance()
-    if long_captions:  # the local pipeline says this before it starts; workers know it as they go
-        from ..model.encoders import CLIP_CONTEXT_LENGTH
-
-        progress.warn(long_caption_warning(len(long_captions), CLIP_CONTEXT_LENGTH, *long_captions[0]))
+    def convert(self, plan: ConvertPlan, options: ConvertOptions, run) -> None:
+        """The plan's rows through a pool of PhotoConverter actors; records counted as they come."""
+        settings = {"out": str(plan.out), "options": options, "run_id": run.run_id, "manifest_name": plan.manifest_name,
+                    "model": str(Path(plan.model.source).resolve())}  # workers start elsewhere  # fmt: skip
+        rows = run_rows(
+            plan.rows,
+            PhotoConverter,
+            constructor_kwargs=settings,
+            resources=self.resources,
+            batch_size=options.batch_size,
+            decode=decode_rows,
+            decode_kwargs={"options": options, "token_budget": plan.model.spec.token_budget},
+        )
+        for row in rows:
+            run.record(json.loads(row["record"]), saved=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from ..io.atomic import make_folders, write_json
 from ..io.captions import Caption
 from ..io.depth_files import DEPTH_QUANTITY, DEPTH_UNIT, write_depth_npy, write_depth_png16
 from ..io.inputs import InputImage
-from ..io.intrinsics import CameraResolver, Intrinsics
+from ..io.intrinsics import Intrinsics, described_camera
 from ..io.preview import valid_depth, write_preview
 from ..io.save import PhotoDepth, save_depth_tiff, save_exr, save_mesh, save_ply, save_render
 from ..jobs.summary import now_iso
@@ -34,10 +34,6 @@ class RunContext:
     metres_per_unit: float
     tr2m_version: str
     precision: str  # what the encoders ran in: fp32, fp16 or bf16
-    head_sha256: str | None = None
-    # Each photo's settings and fingerprint (jobs.fingerprint), by photo key.
-    settings: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
-    cameras: CameraResolver | None = field(default=None, hash=False, compare=False)  # None: run-wide rules
 
 
 class NoDepthError(Tr2mError):
@@ -138,19 +134,20 @@ def write_photo(
     photo: DecodedPhoto,
     depth: np.ndarray,
     context: RunContext,
-    intrinsics: Intrinsics | None = None,
     *,
+    camera: dict[str, Any] | None = None,
+    made_by: dict[str, Any] | None = None,
     model_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """Write every requested output of one photo (`depth`: float32 metres at its size), each
-    atomically → its manifest record."""
+    atomically → its manifest record. `camera`: its camera file entry as the plan found it
+    (CameraResolver.describe; None: the run-wide rules); `made_by`: its settings and
+    fingerprint, into the record and the TIFF tags."""
     start = time.perf_counter()
     options = context.options
     check_depth(depth, photo.image.key)
     height, width = photo.size
-    if intrinsics is None:
-        cameras = context.cameras or CameraResolver(options.camera)
-        intrinsics = cameras.resolve(photo.image, height, width, photo.exif_focal_mm)
+    intrinsics = described_camera(camera, options.camera, height, width, photo.exif_focal_mm, photo.image.key)
     paths = context.layout.paths(photo.image)
     record: dict[str, Any] = {
         **base_record(photo.image, "ok"),
@@ -165,7 +162,7 @@ def write_photo(
     }
     if options.domain is not None:
         record["domain"] = options.domain
-    made_by = context.settings.get(photo.image.key, {})
+    made_by = made_by or {}
     record.update(made_by)
     metadata = {
         "quantity": DEPTH_QUANTITY,

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from ..errors import Tr2mError
 from . import storage
 from .storage import Location
 
@@ -214,3 +215,51 @@ def _merge(manifest: Location, parts: list[Location], chunk: int, fan_in: int) -
     return count
 
 
+
+
+class ManifestParts:
+    """A run's records saved as parts while it goes, where no manifest can be appended to (an
+    object store): `append` keeps a record and saves those kept as one part every `every` records
+    or `seconds`; `close` saves the rest and merges every part into the manifest. It stands in for
+    io.manifest.ManifestLog (the same `append`, `close`, `append_error`, `unreadable`)."""
+
+    unreadable: tuple = ()  # parts are whole files: never a half line to report
+
+    def __init__(self, out: Location, run_id: str, manifest_name: str = "manifest.jsonl", *, every: int = 64,
+                 seconds: float = 10.0) -> None:  # fmt: skip
+        self.out, self.run_id, self.manifest_name = out, run_id, manifest_name
+        self.path = storage.join(out, manifest_name)
+        self.every, self.seconds = max(1, every), seconds
+        self.kept: list[dict[str, Any]] = []
+        self.append_error: BaseException | None = None
+        self._saved_at = time.monotonic()
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Keep a record; save a part when enough are kept. A failure to save (the store is away)
+        is remembered, not raised: the records stay kept and are saved later or at `close`."""
+        self.kept.append(dict(record))
+        if len(self.kept) >= self.every or time.monotonic() - self._saved_at > self.seconds:
+            self._save()
+
+    def _save(self) -> None:
+        self._saved_at = time.monotonic()
+        try:
+            write_part(self.out, self.run_id, self.kept, self.manifest_name)
+        except (OSError, Tr2mError) as exc:
+            if self.append_error is None:
+                self.append_error = exc
+            return
+        self.kept = []
+
+    def close(self) -> None:
+        """Save what is kept and merge the parts into the manifest; OutputError in plain words
+        when that cannot be done (the parts saved are kept: the next run merges them)."""
+        from ..errors import OutputError
+
+        try:
+            if self.kept:
+                write_part(self.out, self.run_id, self.kept, self.manifest_name)
+                self.kept = []
+            merge_manifest(self.out, self.manifest_name)
+        except (OSError, Tr2mError) as exc:
+            raise OutputError(f"cannot merge {storage.describe(self.path)}: {storage.redact(str(exc))}") from None
