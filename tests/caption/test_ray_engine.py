@@ -36,6 +36,13 @@ def test_ray_writes_the_captions_the_local_run_writes_and_resumes(ray_cluster, t
         return sorted((r["image"], r["caption"]) for r in map(json.loads, path.read_text().splitlines()))
 
     assert read(tmp_path / "ray.jsonl") == read(tmp_path / "local.jsonl")
+
+    def counts(name):  # what each run decided and did, as its summary records it
+        summary = json.loads((tmp_path / f"{name}.summary.json").read_text())
+        return {k: summary[k] for k in ("photos", "captioned", "skipped", "failed", "copied", "inputs_skipped")} | {
+            "failures": [f["input"] for f in summary["failures"]], "long": [c["input"] for c in summary["long_captions"]]}
+
+    assert counts("ray") == counts("local") and counts("ray")["failures"] == ["sub/broken.png"]
     again = CliRunner().invoke(cli, command, catch_exceptions=False)
     assert again.exit_code == 1  # only the broken photo is tried again
     assert read(tmp_path / "ray.jsonl") == read(tmp_path / "local.jsonl")

@@ -264,20 +264,6 @@ def test_ctrl_c_keeps_finished_photos_and_a_rerun_completes_the_rest(tmp_path, t
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 6
 
 
-@pytest.fixture
-def memory_bucket():
-    """A fresh prefix on fsspec's in-memory store, standing in for s3:// (S3 itself: the netns tests)."""
-    import uuid
-
-    from tr2m_cli.io import storage
-
-    url = storage.location(f"memory://tr2m-{uuid.uuid4().hex}")
-    yield url
-    fs = storage.filesystem(url)
-    if fs.exists(url.path):
-        fs.rm(url.path, recursive=True)
-
-
 def test_object_store_inputs_and_outputs_keep_the_local_layout(tmp_path, tiny_model, memory_bucket):
     from tr2m_cli.io import storage
 

@@ -96,6 +96,37 @@ def test_ray_gives_what_the_local_engine_gives(ray_cluster, tiny_model_dir, tmp_
     assert summary["failures"] == [{"input": "a/broken.jpg", "error": failure["error"]}]
 
 
+def test_ray_uses_each_photos_camera_and_the_mesh_format_as_the_local_engine_does(ray_cluster, tiny_model_dir, tmp_path):
+    """Planned once, converted by the same worker: a camera sidecar, an intrinsics file and
+    --mesh-format ply give on Ray (photos named by a file:// URL) what they give here."""
+    from tr2m_cli.convert.ray_engine import convert_ray
+    from tr2m_cli.io.intrinsics import CameraOptions
+    from tr2m_cli.io.mesh import MeshOptions
+
+    folder = photos(tmp_path / "photos", 3)
+    (folder / "b" / "p00.camera.json").write_text(json.dumps({"fx": 80.0, "fy": 80.0, "cx": 31.5, "cy": 23.5}))
+    (tmp_path / "cameras.csv").write_text("image,fx,fy,cx,cy,width,height\na/p01.png,100,100,47.5,63.5,96,128\n")
+    chosen = options(outputs=("tiff", "mesh"), mesh=MeshOptions(format="ply"),
+                     camera=CameraOptions(intrinsics_file=tmp_path / "cameras.csv"))  # fmt: skip
+    local = convert([folder], tmp_path / "local", chosen, model=tiny_model_dir)
+    distributed = convert_ray([f"file://{folder}"], tmp_path / "ray", chosen, model=tiny_model_dir, workers=1)
+    assert (local.converted, distributed.converted, distributed.default_camera, distributed.exit_code) == (3, 3, 1, 0)
+    assert files(tmp_path / "ray") == files(tmp_path / "local") and "b/p00.mesh.ply" in files(tmp_path / "ray")
+    local_records, ray_records = manifest(tmp_path / "local"), manifest(tmp_path / "ray")
+    strip = lambda r: {**without_timing(r), "depth_m": None}  # noqa: E731
+    assert [strip(r) for r in ray_records] == [strip(r) for r in local_records]  # fingerprints (with cameras) too
+    sources = {r["input"]: (r["intrinsics"]["source"], r["intrinsics"]["fx"]) for r in ray_records}
+    assert sources == {"a/p01.png": ("intrinsics-file", 50.0), "b/p00.png": ("sidecar", 80.0), "b/p02.png": ("default", sources["b/p02.png"][1])}
+    for record in local_records:
+        name = record["outputs"]["tiff"]
+        np.testing.assert_allclose(read_depth_tiff(tmp_path / "ray" / name)[0], read_depth_tiff(tmp_path / "local" / name)[0],
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip
+    (folder / "b" / "p00.camera.json").write_text(json.dumps({"fx": 90.0, "fy": 90.0, "cx": 31.5, "cy": 23.5}))
+    again = convert_ray([f"file://{folder}"], tmp_path / "ray", chosen, model=tiny_model_dir, workers=1)
+    assert (again.converted, again.redone, again.skipped) == (1, 1, 2)
+    assert next(r for r in manifest(tmp_path / "ray") if r["input"] == "b/p00.png")["redone_because"] == ["camera"]
+
+
 def test_a_rerun_converts_only_what_is_missing(ray_cluster, tiny_model_dir, tmp_path):
     from tr2m_cli.convert.ray_engine import convert_ray
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 import numpy as np
@@ -178,16 +178,17 @@ def _collapse_mapping(count: int, faces: np.ndarray, collapses: np.ndarray, resu
 
 
 def mesh_format(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower().lstrip(".")
+    suffix = PurePosixPath(str(path)).suffix.lower().lstrip(".")  # a local path or a storage URL
     if suffix not in MESH_FORMATS:
         raise InputError(f"{path}: a mesh is written as {', '.join('.' + f for f in MESH_FORMATS)}")
     return suffix
 
 
 def write_mesh(path: str | Path, mesh: Mesh, comments: tuple[str, ...] = ()) -> None:
-    """Write `mesh` in the format its suffix names (.glb, .ply or .obj), atomically."""
+    """Write `mesh` in the format its suffix names (.glb, .ply or .obj), atomically (to a local
+    path, or in one upload to a storage URL: io.atomic)."""
     writer = {"glb": _write_glb, "ply": _write_ply_mesh, "obj": _write_obj}[mesh_format(path)]
-    writer(Path(path), mesh, comments)
+    writer(path, mesh, comments)
 
 
 def _write_ply_mesh(path: Path, mesh: Mesh, comments: tuple[str, ...]) -> None:
