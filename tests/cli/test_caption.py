@@ -39,7 +39,7 @@ def test_json_output_is_read_back_by_convert_caption_file(photos, tmp_path, capt
     captions = tmp_path / "captions.json"
     result = run("caption", photos, "--captioner", captioner_dir, "--out", captions, "--device", "cpu", "--batch-size", 2)
     assert result.exit_code == 0, result.output
-    assert "3 captioned of 3 photos" in result.output and "captions/s" in result.output
+    assert "3 of 3 photos captioned in " in result.output and "captions/s" in result.output
     mapping = json.loads(captions.read_text())
     assert sorted(mapping) == ["a.jpg", "sub/b.png", "sub/c.jpg"]
 
@@ -71,7 +71,7 @@ def test_convert_auto_caption_converts_a_folder_with_no_captions(photos, tmp_pat
         sidecar = (photos / key).with_suffix(".txt")
         assert sidecar.read_text().strip() == record["caption"]
     # Next time the sidecars are the captions, and `tr2m caption` has nothing left to do.
-    assert "0 captioned, 3 already had one" in run("caption", photos, "--captioner", captioner_dir).output
+    assert "0 of 3 photos captioned, 3 already had one in " in run("caption", photos, "--captioner", captioner_dir).output
 
 
 def test_without_auto_caption_photos_with_no_caption_fail_as_before(photos, tmp_path, tiny_model_dir):

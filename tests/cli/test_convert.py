@@ -85,7 +85,7 @@ def test_as_a_subprocess_with_a_bad_photo_exits_1(examples_dir, tmp_path, tiny_m
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert "tr2m: failed: " in done.stderr and "broken.jpg" in done.stderr and "Traceback" not in done.stderr
-    assert done.stdout.strip().startswith("4 converted, 1 failed of 5 photos")
+    assert done.stdout.strip().startswith("4 of 5 photos converted, 1 failed in ")
     assert read_manifest(out / "manifest.jsonl")["outdoor/broken.jpg"]["caption_source"] == "domain"
     assert len(list(out.rglob("*.depth.tiff"))) == 4
 
@@ -211,7 +211,7 @@ def test_a_video_with_frame_selection_and_a_photo_in_one_command(tmp_path, tiny_
     assert (out / "still.depth.tiff").is_file() and (out / "drive" / "drive.preview.mp4").is_file()
     info = json.loads((out / "drive" / "clip.json").read_text())
     assert info["smoothing"]["time_constant"] == "frame 3" and info["selection"]["every"] == 2
-    assert "1 converted of 1 photos; 1 of 1 clip converted (3 frames)" in result.output
+    assert "1 of 1 photo converted; 1 of 1 clip converted (3 frames) in " in result.output
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,9 @@ def test_summaries_carry_counts_exit_status_command_line_and_options(tmp_path):
     summary = JobSummary(command="convert", verb="converted", photos=5, done=3, skipped=1, redone=2, options={"batch_size": 4})
     summary.fail("x.jpg", "x.jpg: unreadable")
     assert summary.exit_code == 1
-    assert summary.line().startswith("3 converted, 2 redone: settings changed, 1 already done, 1 failed of 5 photos")
+    assert summary.line().startswith("3 of 5 photos converted (2 redone: settings changed), 1 already done, 1 failed in ")
+    one = JobSummary(verb="captioned", photos=1, done=1)
+    assert one.line().startswith("1 of 1 photo captioned in ")
     summary.write(tmp_path / "summary.json")
     data = json.loads((tmp_path / "summary.json").read_text())
     assert (data["converted"], data["redone"], data["failed"], data["exit_code"]) == (3, 2, 1, 1)

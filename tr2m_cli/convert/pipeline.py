@@ -97,16 +97,7 @@ class ConvertSummary(JobSummary):
         if clips is None or not clips.clips:
             line = super().line()
         else:
-            pieces = []
-            if self.photos:
-                photo_parts = [f"{self.done} converted"]
-                if self.redone:
-                    photo_parts.append(f"{self.redone} redone: settings changed")
-                if self.skipped:
-                    photo_parts.append(f"{self.skipped} {self.skipped_words}")
-                if self.failed - clips.failed:
-                    photo_parts.append(f"{self.failed - clips.failed} failed")
-                pieces.append(f"{', '.join(photo_parts)} of {self.photos} photos")
+            pieces = [self.count_words(failed=self.failed - clips.failed)] if self.photos else []
             pieces.append(clips.words())
             working = self.elapsed_s - self.setup_s
             images = self.done + clips.frames
