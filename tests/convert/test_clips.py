@@ -187,6 +187,16 @@ convert([sys.argv[2]], sys.argv[3], ConvertOptions(progress=False, size=SizePoli
 """
 
 
+def saved_state_frame(path: Path) -> int:
+    """The last frame a smoothing-state file covers (−1: none yet, or caught mid-replace)."""
+    from safetensors.torch import load_file
+
+    try:
+        return int(load_file(str(path))["index"][0])
+    except Exception:  # noqa: BLE001 - absent or being replaced: look again
+        return -1
+
+
 def test_a_killed_run_resumes_at_the_next_frame_with_the_same_depth(tmp_path, tiny_model, tiny_model_dir):
     video = write_video(tmp_path / "drive.mp4", moving_pattern(40, 48, 64), fps=10)
     reference = tmp_path / "reference"
@@ -197,8 +207,8 @@ def test_a_killed_run_resumes_at_the_next_frame_with_the_same_depth(tmp_path, ti
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and process.poll() is None:
-            lines = (out / "drive" / "frames.jsonl").read_bytes().count(b"\n") if (out / "drive" / "frames.jsonl").exists() else 0
-            if lines >= 12 and (out / "drive" / ".tr2m-smoothing-state.safetensors").exists():
+            # kill once the saved smoothing state covers frame 11 (frames.jsonl runs ahead of it)
+            if saved_state_frame(out / "drive" / ".tr2m-smoothing-state.safetensors") >= 11:
                 break
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
