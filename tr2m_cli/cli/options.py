@@ -97,7 +97,7 @@ def dataset_roots(options: dict) -> dict:
     return {name: path for name in DATASET_ROOT_FLAGS if (path := options.pop(f"{name}_root", None)) is not None}
 
 
-def engine_options(workers_default_text: str, *, workers_default: int | None = None):
+def engine_options(workers_default_text: str, *, workers_default: int | None = None, decode_on_cpus: bool = True):
     """--workers, --engine and the Ray engine's resources, for commands that run per-photo work.
 
     `--workers` keeps its meaning of every command (how many background workers read photos;
@@ -115,8 +115,9 @@ def engine_options(workers_default_text: str, *, workers_default: int | None = N
                          help="With --engine ray: GPUs per worker, fractions share a GPU [default: 1 if the cluster has GPUs, else 0]."),
             click.option("--ray-address", metavar="ADDRESS",
                          help="With --engine ray: the cluster to use [default: a running one (RAY_ADDRESS, `ray start`), else a local one]."),
-            click.option("--decode-on-cpus", is_flag=True,
-                         help="With --engine ray: decode photos in CPU tasks ahead of the (GPU) workers."),
+            *([click.option("--decode-on-cpus", is_flag=True,
+                            help="With --engine ray: decode photos in CPU tasks ahead of the (GPU) workers.")]
+              if decode_on_cpus else []),
         ]):  # fmt: skip
             command = option(command)
         return command

@@ -50,7 +50,7 @@ def list_models() -> None:
 @weights.command()
 @click.argument("name")
 @click.option("--head-only", is_flag=True, help="Fetch the head but not the three encoders (models only).")
-@click.option("--force", is_flag=True, help="Download the head again even if it is cached.")
+@click.option("--force", is_flag=True, help="Download again even if cached (a model's head; all of a captioner's files).")
 @quiet_option
 def download(name: str, head_only: bool, force: bool, quiet: bool) -> None:
     """Fetch model NAME (head and encoders), or captioner NAME, so later runs need no network."""
@@ -61,8 +61,11 @@ def download(name: str, head_only: bool, force: bool, quiet: bool) -> None:
     with interruptible("the part downloaded so far is kept; run the same command again to resume"):
         if name not in load_registry().models and find_captioner(name) is not None:
             from ..caption.resolve import fetch_captioner
+            from ..errors import InputError
 
-            click.echo(fetch_captioner(name, progress=not quiet))
+            if head_only:
+                raise InputError(f"--head-only: {name} is a captioner, which has no TR2M head; drop the flag")
+            click.echo(fetch_captioner(name, progress=not quiet, force=force))
             return
         folder = download_model(name, encoders=not head_only, progress=not quiet, force=force)
     click.echo(str(folder))
