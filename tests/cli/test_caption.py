@@ -102,3 +102,9 @@ def test_help_and_default_captioner():
     result = run("caption", "--help")
     assert result.exit_code == 0 and "--captioner" in result.output and "--caption-root" in result.output
     assert f"[default: {DEFAULT_CAPTIONER}]" in " ".join(result.output.split())
+
+
+def test_caption_offers_only_the_ray_options_it_uses():
+    help_text = run("caption", "--help").output
+    assert "--engine" in help_text and "--gpus-per-worker" in help_text
+    assert "--decode-on-cpus" not in help_text  # convert's: captioning workers decode their own photos

@@ -113,3 +113,18 @@ def test_list_shows_captioners_and_download_fetches_one_for_offline_use(tmp_path
     monkeypatch.setenv("TR2M_REGISTRY", str(registry))
     assert run("weights", "download", "mine").output.strip() == str(folder)
     assert "mine  cached" in run("weights", "list").output
+
+
+def test_a_captioner_download_honours_force_and_refuses_head_only(monkeypatch):
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: calls.append((repo_id, kw.get("force_download"))) or "/cache/x")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TR2M_OFFLINE", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["weights", "download", "blip-base", "--quiet", "--force"]).exit_code == 0
+    assert runner.invoke(cli, ["weights", "download", "blip-base", "--quiet"]).exit_code == 0
+    assert calls == [("Salesforce/blip-image-captioning-base", True), ("Salesforce/blip-image-captioning-base", False)]
+    refused = runner.invoke(cli, ["weights", "download", "blip-base", "--head-only"])
+    assert refused.exit_code == 2 and "--head-only: blip-base is a captioner" in refused.output and len(calls) == 2

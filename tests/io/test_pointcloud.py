@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tr2m_cli.errors import InputError
 from tr2m_cli.io.intrinsics import CameraOptions, resolve_intrinsics
 from tr2m_cli.io.pointcloud import PointCloudOptions, cloud_stride, flying_pixels, make_point_cloud, write_ply
 
@@ -131,3 +132,8 @@ def test_ply_normals_are_written_and_read_back(tmp_path, open3d):
     cloud = open3d.io.read_point_cloud(str(tmp_path / "n.ply"))
     assert cloud.has_normals() and np.allclose(np.asarray(cloud.normals), normals, atol=1e-6)
     assert np.allclose(np.asarray(cloud.points), points, atol=1e-6)
+
+
+def test_a_non_positive_cut_names_the_convert_option():
+    with pytest.raises(InputError, match="--cloud-max-depth 0: must be positive"):
+        PointCloudOptions(max_depth=0)

@@ -76,13 +76,14 @@ def resolve_captioner(captioner: str | Path = DEFAULT_CAPTIONER) -> CaptionerSpe
     return CaptionerSpec(name=model, model=model)
 
 
-def fetch_captioner(captioner: str | Path = DEFAULT_CAPTIONER, *, progress: bool = True) -> str:
+def fetch_captioner(captioner: str | Path = DEFAULT_CAPTIONER, *, progress: bool = True, force: bool = False) -> str:
     """Download a captioner's processor and weights into the Hugging Face cache so that later runs
-    work offline. Returns the local snapshot folder (a folder captioner is returned as it is)."""
+    work offline (`force`: fetch every file again, e.g. after a damaged download). Returns the local
+    snapshot folder (a folder captioner is returned as it is)."""
     spec = resolve_captioner(captioner)
     if Path(spec.model).is_dir():
         return spec.model
-    return fetch_snapshot("captioner", spec.model, progress=progress, patterns=CAPTIONER_FILE_PATTERNS)
+    return fetch_snapshot("captioner", spec.model, progress=progress, patterns=CAPTIONER_FILE_PATTERNS, force=force)
 
 
 def is_captioner_available(spec: CaptionerSpec) -> bool:

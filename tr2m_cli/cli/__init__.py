@@ -52,8 +52,9 @@ def cli() -> None:
     """Metric depth in metres from photos and short descriptions of them (TR2M).
 
     \b
-    Models: `tr2m weights list`; every command takes --model NAME|DIR.
-    Outputs are in metres. Offline use: set HF_HUB_OFFLINE=1 after `tr2m weights download`.
+    Depths, points and meshes are in metres. Models: `tr2m weights list`; every command
+    takes --model NAME|DIR. Offline use: set HF_HUB_OFFLINE=1 after `tr2m weights download`.
+    `tr2m COMMAND --help` for each command; the README is the manual.
     """
 
 

@@ -39,17 +39,17 @@ error, 130/143 stopped by Ctrl-C/SIGTERM (captions made so far are saved).
 @click.option("--out", "-o", metavar="FILE|URL", help="One captions file (.json or .jsonl) instead of sidecars.")
 @click.option("--caption-root", metavar="DIR|URL", help="Write DIR/<relative path>.txt, mirroring the inputs.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders.")
-@click.option("--shard", metavar="K/N", help="Caption only part K of N (for N machines sharing one folder).")
-@click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip photos that already have a caption.")
+@click.option("--shard", metavar="K/N", help="Caption only part K of N, by a hash of each path (N machines sharing one folder).")
+@click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip photos that already have a caption; --overwrite makes new ones.")
 @device_option
 @precision_option
 @batch_size_option
 @click.option("--max-new-tokens", type=click.IntRange(min=1), help="Longest caption, in tokens [default: the captioner's].")
-@engine_options("2")
-@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone.")
+@engine_options("2", decode_on_cpus=False)
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, metavar="MP", help="Photos larger than this fail alone, before they are decoded.")
 @quiet_option
 def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existing, device, precision, batch_size,
-            max_new_tokens, workers, engine, gpus_per_worker, ray_address, decode_on_cpus, max_megapixels, quiet) -> None:  # fmt: skip
+            max_new_tokens, workers, engine, gpus_per_worker, ray_address, max_megapixels, quiet) -> None:  # fmt: skip
     """Write a caption for each photo in PHOTOS (files, folders, @list.txt) that has none.
 
     \b
@@ -59,12 +59,9 @@ def caption(inputs, captioner, out, caption_root, recursive, shard, skip_existin
       tr2m caption s3://lab/frames --out s3://lab/captions.jsonl --engine ray --workers 8
     """
     from ..caption.run import CaptionOptions, caption_photos
-    from ..errors import InputError
     from ..io.inputs import Shard
 
-    if decode_on_cpus:
-        raise InputError("--decode-on-cpus is for convert: captioning workers decode their own photos")
-    workers, ray = engine_workers(engine, workers, gpus_per_worker, ray_address, decode_on_cpus)
+    workers, ray = engine_workers(engine, workers, gpus_per_worker, ray_address, False)
 
     options = CaptionOptions(
         out=storage_argument(out),

@@ -25,7 +25,7 @@ from .types import deprecated_alias, interruptible, job_exit
 EPILOG = """\b
 Outputs under --out mirror the input tree (photos/a/b.jpg → OUT/a/b.*):
   b.depth.tiff       float32 depth in metres, photo size; metadata (unit, model, caption,
-                     intrinsics) as JSON in the TIFF ImageDescription tag
+                     intrinsics, precision) as JSON in the TIFF ImageDescription tag
   b.preview.png      colourised depth (near = warm/bright)
   b.points.ply       coloured point cloud, metres, camera frame (x right, y down, z forward)
   b.depth.npy        float32 metres      b.depth16.png  uint16 millimetres (0 = none)
@@ -34,13 +34,14 @@ Outputs under --out mirror the input tree (photos/a/b.jpg → OUT/a/b.*):
   b.render.png       the coloured cloud seen from beside the camera (no display needed)
   b.intrinsics.json  the camera used and its source     manifest.jsonl, summary.json  the run
 \b
-Clips (videos: mp4 mov mkv avi webm; ROS 1/2 bags: .bag .db3 .mcap or a bag folder; folders of
+Clips (videos: mp4 m4v mov mkv avi webm; ROS 1/2 bags: .bag .db3 .mcap or a bag folder; folders of
 numbered frames with --sequence) get a folder each: OUT/drive/000123.depth.tiff per frame (named
 by its index in the source), drive.preview.mp4 (one colour range for the clip, colour bar),
-clip.json (fps, frames, intrinsics, caption, smoothing) and frames.jsonl (times, stamps).
+clip.json (fps, frames, intrinsics, caption, smoothing) and frames.jsonl (times, stamps);
+every other kind of --outputs is written per frame.
 \b
-Captions, first found: --caption-file, --caption-root tree, <stem>.txt beside the photo,
---auto-caption, --caption, --domain. Cameras, first found: --intrinsics, --colmap, a
+Every photo needs a caption; first found: --caption-file, --caption-root tree, <stem>.txt
+beside the photo, --auto-caption, --caption, --domain. Cameras, first found: --intrinsics, --colmap, a
 <stem>.camera.json beside the photo, --fx/--fov, EXIF, a 60° field of view. A rerun skips
 photos whose outputs are current (same model, caption, camera, settings and photo file) and
 redoes the others. Exit status: 0 all done, 1 some photos failed, 2 usage or setup error,
@@ -66,7 +67,7 @@ redoes the others. Exit status: 0 all done, 1 some photos failed, 2 usage or set
 @click.option(
     "--domain",
     metavar="indoor|outdoor|surgical",
-    help="Generic caption for photos with none; surgical also converts the released weights' mm to metres.",
+    help="Generic caption of this domain for photos with none; surgical also converts the released weights' millimetres to metres.",
 )
 @click.option("--auto-caption", is_flag=True, help="Caption photos that have none with a local model (as `tr2m caption`).")
 @captioner_option
@@ -75,48 +76,49 @@ redoes the others. Exit status: 0 all done, 1 some photos failed, 2 usage or set
 @device_option
 @precision_option
 @batch_size_option
-@click.option("--resolution", type=click.IntRange(min=1), help="Patch tokens per photo, aspect kept [default: the model's, 1240].")
+@click.option("--resolution", type=click.IntRange(min=1), metavar="TOKENS", help="Network input of about this many patch tokens per photo, aspect kept [default: the model's, 1240].")
 @size_option
-@click.option("--shard", metavar="K/N", help="Convert only part K of N (for N machines sharing one folder).")
-@click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip photos whose outputs are current (same settings); --overwrite redoes all.")
+@click.option("--shard", metavar="K/N", help="Convert only part K of N, by a hash of each path (N machines sharing one folder).")
+@click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip photos whose outputs are current (same model, caption, camera, settings, photo); --overwrite redoes all.")
 @click.option("--colormap", metavar="NAME", default="turbo", show_default=True, help="turbo, viridis, inferno, magma, plasma or gray.")
-@click.option("--depth-range", nargs=2, type=float, metavar="MIN MAX", help="Fixed preview range in metres [default: 2nd–98th percentile per photo].")
+@click.option("--depth-range", nargs=2, type=float, metavar="MIN MAX", help="Fixed preview colour range in metres [default: 2nd–98th percentile per photo, per clip for videos].")
 @click.option("--colorbar", is_flag=True, help="Add a colour bar labelled in metres to previews.")
 @click.option(
     "--intrinsics",
     "intrinsics_file",
     type=click.Path(path_type=Path),
+    metavar="FILE",
     help="JSON, JSON Lines or CSV: photo → fx fy cx cy (or K) in pixels, optionally width height (rescaled).",
 )
 @click.option("--colmap", type=click.Path(path_type=Path), metavar="DIR", help="COLMAP model folder: each photo's camera from cameras/images .txt or .bin.")
-@click.option("--fx", type=float, help="Focal length in pixels for photos without a camera of their own (--fy defaults to it).")
-@click.option("--fy", type=float, help="Vertical focal length in pixels.")
-@click.option("--cx", type=float, help="Principal point x in pixels [default: image centre].")
-@click.option("--cy", type=float, help="Principal point y in pixels.")
-@click.option("--fov", type=float, help="Horizontal field of view in degrees [default: EXIF 35 mm focal length, else 60].")
-@click.option("--cloud-max-depth", type=float, metavar="METRES", help="Point clouds: drop points farther than this (metres).")
+@click.option("--fx", type=float, metavar="PIXELS", help="Focal length for photos without a camera file (--fy defaults to it).")
+@click.option("--fy", type=float, metavar="PIXELS", help="Vertical focal length [default: --fx].")
+@click.option("--cx", type=float, metavar="PIXELS", help="Principal point x [default: the image centre, (W-1)/2].")
+@click.option("--cy", type=float, metavar="PIXELS", help="Principal point y [default: the image centre, (H-1)/2].")
+@click.option("--fov", type=float, metavar="DEGREES", help="Horizontal field of view for photos without a camera file [default: EXIF 35 mm focal length, else 60].")
+@click.option("--cloud-max-depth", type=float, metavar="METRES", help="3-D outputs (ply, mesh, render): drop pixels farther than this, in metres.")
 @click.option("--max-depth", "old_max_depth", type=float, hidden=True, callback=deprecated_alias("--max-depth", "--cloud-max-depth"))
-@click.option("--stride", type=click.IntRange(min=1), help="Use every n-th pixel for points [default: fit --max-points].")
-@click.option("--voxel-size", type=float, help="Merge points into voxels of this size (metres).")
-@click.option("--max-points", type=click.IntRange(min=1), help="Most points per cloud [default: 1000000].")
-@click.option("--edge-angle", type=float, help="Drop flying pixels on surfaces within this angle of edge-on, degrees; 0 keeps all [default: 5].")
+@click.option("--stride", type=click.IntRange(min=1), metavar="N", help="3-D outputs: use every N-th pixel [default: the smallest within --max-points].")
+@click.option("--voxel-size", type=float, metavar="METRES", help="Point clouds: merge points into voxels of this size, in metres.")
+@click.option("--max-points", type=click.IntRange(min=1), metavar="N", help="3-D outputs: most grid points per photo [default: 1000000].")
+@click.option("--edge-angle", type=float, metavar="DEGREES", help="3-D outputs: drop flying pixels (and tear meshes) on surfaces within this angle of edge-on; 0 keeps all [default: 5].")
 @click.option("--normals", is_flag=True, help="Point clouds: add normals, facing the camera (3d extra).")
 @click.option("--remove-outliers", is_flag=True, help="Point clouds: drop statistical outliers (3d extra).")
 @click.option("--mesh-format", type=click.Choice(["glb", "ply", "obj"]), default="glb", show_default=True, help="File format of --outputs mesh.")
-@click.option("--mesh-triangles", type=click.IntRange(min=1), metavar="N", help="Simplify meshes to about N triangles (3d extra) [default: every grid triangle].")
+@click.option("--mesh-triangles", type=click.IntRange(min=1), metavar="N", help="Simplify meshes to about N triangles (3d extra) [default: keep every grid triangle].")
 @click.option("--sequence", is_flag=True, help="Each folder of images is one clip of numbered frames (not separate photos).")
-@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, help="Clips: convert every N-th frame.")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, metavar="N", help="Clips: convert every N-th frame.")
 @click.option("--start", metavar="FRAME|TIME", help="Clips: first frame, as a frame number (120) or a time (4s, 1500ms, 1:30).")
 @click.option("--end", metavar="FRAME|TIME", help="Clips: stop before this frame number or time.")
-@click.option("--max-frames", type=click.IntRange(min=1), help="Clips: at most this many frames each.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of --sequence folders (they carry no timestamps).")
+@click.option("--max-frames", type=click.IntRange(min=1), metavar="N", help="Clips: at most N frames each.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), metavar="FPS", help="Frame rate of --sequence folders, for their frames' times (they carry no timestamps).")
 @click.option("--topic", metavar="TOPIC", help="ROS bags: the image topic [default: the bag's only colour image topic].")
 @click.option("--camera-info", "camera_info_topic", metavar="TOPIC", help="ROS bags: the CameraInfo topic [default: the one beside --topic].")
 @click.option("--stabilize/--no-stabilize", default=True, show_default=True, help="Clips: smooth scale and shift over time (never single photos).")
 @click.option("--smoothing", metavar="TIME|FRAMES", default="0.5s", show_default=True, help="Clips: the smoothing time constant, in seconds (0.5s) or frames (15).")
 @click.option("--scene-captions", is_flag=True, help="With --auto-caption: one caption per scene of a clip, not one per clip.")
 @engine_options("half the CPU cores, 2–8; convert also writes files on as many threads")
-@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, help="Photos larger than this fail alone (a 20 KB PNG can declare 13000x13000).")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=100, show_default=True, metavar="MP", help="Photos larger than this fail alone, before they are decoded.")
 @quiet_option
 def convert(inputs, out, outputs, recursive, caption_file, caption_root, no_sidecars, caption, domain, auto_caption,
             captioner, save_captions, model, device,

@@ -35,10 +35,10 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.command("eval", cls=MultiValueCommand)
 @multi_value_option("--datasets", "in_domain", metavar="NAME... | all", help="Sets to evaluate: nyu kitti void c3vd (or any of the nine); all = the four in-domain sets.")
 @multi_value_option("--zero-shot", "zero_shot", metavar="NAME... | all", help="Zero-shot sets: sun ibims hypersim diode simcol; all = those found (absent ones are skipped).")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding nyu/ kitti/ void/ c3vd/ sunrgbd/ ibims/ hypersim/ diode/ simcol/ [$TR2M_DATA_ROOT].")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding nyu/ kitti/ void/ c3vd/ sunrgbd/ ibims/ hypersim/ diode/ simcol/ [default: $TR2M_DATA_ROOT].")
 @dataset_root_options
-@click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
-@click.option("--captions", type=click.Path(exists=True, path_type=Path), help="The paper's caption folder (text_all/), a per-image tree, a JSON mapping or a one-line-per-image file [$TR2M_CAPTIONS].")
+@click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI's annotated depth (data_depth_annotated), if not under the KITTI folder.")
+@click.option("--captions", type=click.Path(exists=True, path_type=Path), help="The paper's caption folder (text_all/), a per-image tree, a caption file or a one-line-per-image file [default: $TR2M_CAPTIONS, else captions/ in each dataset's folder].")
 @click.option("--dataset-captions", "dataset_captions", multiple=True, metavar="NAME=PATH", help="Captions for one set (repeatable); wins over --captions.")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True, help="Split of the in-domain sets (zero-shot sets have only test).")
 @model_option
@@ -46,22 +46,22 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--precision", type=click.Choice(["fp32", "auto", "fp16", "bf16"]), default="fp32", show_default=True,
               help="fp32 is what the authors evaluated with and reproduces the paper's tables; auto/fp16/bf16 are faster on GPUs.")
 @batch_size_option
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images of each set (a quick check; not comparable with the paper).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the first N images of each set (a quick check; not comparable with the paper).")
 @click.option("--flip-tta", is_flag=True, help="Average with the prediction on the mirrored photo (not used by the paper).")
-@click.option("--min-depth", type=float, help="Override the evaluation range minimum (metres; pixels outside are not scored).")
-@click.option("--max-depth", type=float, help="Override the evaluation range maximum (metres; pixels outside are not scored).")
+@click.option("--min-depth", type=float, metavar="METRES", help="Override the evaluation range's minimum, in metres (pixels outside are not scored).")
+@click.option("--max-depth", type=float, metavar="METRES", help="Override the evaluation range's maximum, in metres (pixels outside are not scored).")
 @click.option("--crop", type=click.Choice(["eigen", "garg", "kb", "none"]), help="Override the evaluation crop.")
-@click.option("--size", "input_size", type=SIZE_OR_NONE, metavar="HxW|none", help="Override the network input size (multiples of 14; none keeps the aspect ratio).")
+@click.option("--size", "input_size", type=SIZE_OR_NONE, metavar="HxW|none", help="Override the network input size in pixels, multiples of 14 (none: keep the aspect ratio).")
 @click.option("--input-size", "old_input_size", type=SIZE_OR_NONE, hidden=True, callback=deprecated_alias("--input-size", "--size"))
 @click.option("--full-ground-truth", is_flag=True, help="KITTI: compare on the full-size ground truth (BTS), not on the 352x1216 window (the authors' code).")
 @click.option("--sun-depth", type=click.Choice(["auto", "rotated", "mm", "reference"]), default="auto", show_default=True, help="SUN RGB-D depth encoding; reference = the authors' v/10000.")
 @click.option("--match-reference", is_flag=True, help="Feed iBims-1 and DIODE as the authors' code does (iBims photos not ImageNet-normalised, DIODE's validity mask unused), to match their published rows.")
 @click.option("--c3vd-caption", metavar="TEMPLATE", help="C3VD caption template ({part}, {texture}, {sequence}).")
 @click.option("--simcol-caption", metavar="TEMPLATE|reference", help="SimCol caption template ({colon}, {sequence}); reference = the authors' one fixed caption.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [tr2m-eval-<date>-<time>].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [default: tr2m-eval-<date>-<time>].")
 @click.option("--save-predictions", is_flag=True, help="Save each prediction as float32 metres (.npy) under OUT/predictions/.")
-@click.option("--previews", type=click.IntRange(min=0), default=0, metavar="EVERY", help="Save a preview PNG for every EVERY-th image under OUT/previews/.")
-@workers_option("0 on CPU, 4 on CUDA; data-loading processes")
+@click.option("--previews", type=click.IntRange(min=0), default=0, metavar="EVERY", help="Save a photo | ground truth | prediction PNG for every EVERY-th image under OUT/previews/ [default: 0, none].")
+@workers_option("0 on CPU, 4 on CUDA")
 @quiet_option
 def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, dataset_captions, split, model, device, precision, batch_size,
                  limit, flip_tta, min_depth, max_depth, crop, input_size, old_input_size, full_ground_truth, sun_depth,
@@ -74,8 +74,8 @@ def eval_command(in_domain, zero_shot, data_root, kitti_gt_root, captions, datas
     tr2m eval --zero-shot sun ibims --data-root D
     tr2m eval --zero-shot all                  (sets without a root are skipped)
 
-    Each set is read in its native layout under DATA_ROOT/<name> (or --<name>-root, or
-    $TR2M_<NAME>_ROOT); see the README for the layouts. Writes OUT/results.json (protocol, model,
+    Each set is read in its native layout from --<name>-root, else DATA_ROOT/<folder> (nyu/,
+    kitti/, …, sunrgbd/), else $TR2M_<NAME>_ROOT; see the README for the layouts. Writes OUT/results.json (protocol, model,
     means), OUT/per_image.csv and OUT/table.txt. Depths and RMSE are in metres (C3VD/SimCol RMSE
     shown in mm, as the paper reports them). Every sample's files are checked before the model
     loads; one that cannot be read is reported as failed and the others are scored (exit 1).

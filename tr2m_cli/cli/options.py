@@ -24,10 +24,10 @@ precision_option = click.option(
     type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
     default="auto",
     show_default=True,
-    help="auto: bf16 on GPUs that support it, else fp16 on CUDA, fp32 on CPU.",
+    help="auto: bf16 on CUDA GPUs that support it, else fp16 on CUDA; fp32 on CPU and MPS.",
 )
 batch_size_option = click.option(
-    "--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Images per forward pass."
+    "--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Photos per forward pass."
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars; errors still go to stderr.")
 captioner_option = click.option(
@@ -46,7 +46,7 @@ def size_option(function):
     from .types import SIZE
 
     return click.option(
-        "--size", type=SIZE, metavar="HxW", help="Fixed network input size, multiples of 14 (the paper's: 434x560)."
+        "--size", type=SIZE, metavar="HxW", help="Fixed network input size in pixels, multiples of 14 (the paper's: 434x560)."
     )(function)
 
 
@@ -59,9 +59,9 @@ def workers_option(default_text: str, *, default: int | None = None):
         type=click.IntRange(min=0),
         default=default,
         show_default=default is not None,
-        help=f"Background workers reading photos; 0: in the main process [default: {default_text}]."
+        help=f"Background workers reading photos (data-loading processes); 0: in the main process [default: {default_text}]."
         if default is None
-        else "Background workers reading photos; 0: in the main process.",
+        else "Background workers reading photos (data-loading processes); 0: in the main process.",
     )
 
 
@@ -87,7 +87,7 @@ def dataset_root_options(function):
     for name, flags in reversed(DATASET_ROOT_FLAGS.items()):
         function = click.option(
             *flags, f"{name}_root", type=click.Path(file_okay=False, path_type=Path), default=None,
-            help=f"The {name} root [DATA_ROOT/{name}, $TR2M_{name.upper()}_ROOT].",
+            help=f"The {name} dataset's folder [default: DATA_ROOT/{name}, else $TR2M_{name.upper()}_ROOT].",
         )(function)
     return function
 
@@ -97,7 +97,7 @@ def dataset_roots(options: dict) -> dict:
     return {name: path for name in DATASET_ROOT_FLAGS if (path := options.pop(f"{name}_root", None)) is not None}
 
 
-def engine_options(workers_default_text: str, *, workers_default: int | None = None):
+def engine_options(workers_default_text: str, *, workers_default: int | None = None, decode_on_cpus: bool = True):
     """--workers, --engine and the Ray engine's resources, for commands that run per-photo work.
 
     `--workers` keeps its meaning of every command (how many background workers read photos;
@@ -110,13 +110,14 @@ def engine_options(workers_default_text: str, *, workers_default: int | None = N
                          help=f"Background workers reading photos; 0: in the main process [default: {workers_default_text}]; "
                               f"with --engine ray: Ray workers, N or MIN,MAX to autoscale [default: 1]."),
             click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                         help="local: this process; ray: workers on a Ray cluster (pip install 'tr2m[ray]')."),
+                         help="local: this process; ray: workers on a Ray cluster (ray extra)."),
             click.option("--gpus-per-worker", type=click.FloatRange(min=0), metavar="F",
                          help="With --engine ray: GPUs per worker, fractions share a GPU [default: 1 if the cluster has GPUs, else 0]."),
             click.option("--ray-address", metavar="ADDRESS",
                          help="With --engine ray: the cluster to use [default: a running one (RAY_ADDRESS, `ray start`), else a local one]."),
-            click.option("--decode-on-cpus", is_flag=True,
-                         help="With --engine ray: decode photos in CPU tasks ahead of the (GPU) workers."),
+            *([click.option("--decode-on-cpus", is_flag=True,
+                            help="With --engine ray: decode photos in CPU tasks ahead of the (GPU) workers.")]
+              if decode_on_cpus else []),
         ]):  # fmt: skip
             command = option(command)
         return command

@@ -15,21 +15,21 @@ def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @click.group(cls=MultiValueGroup, invoke_without_command=True, no_args_is_help=True)
-@multi_value_option("--datasets", metavar="NAME…", help="Training sets, mixed one batch each in turn [default: nyu kitti void c3vd].")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding each dataset's sub-folder.")
+@multi_value_option("--datasets", metavar="NAME…", help="Training sets (their train splits), mixed one batch each in turn [default: nyu kitti void c3vd].")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Folder holding nyu/ kitti/ void/ c3vd/ … as `tr2m eval` reads them [default: $TR2M_DATA_ROOT].")
 @dataset_root_options
-@click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI annotated depth, if not under the KITTI root.")
-@click.option("--captions", type=click.Path(path_type=Path), help="Caption folder or mapping, passed to the dataset readers.")
+@click.option("--kitti-gt-root", type=click.Path(file_okay=False, path_type=Path), help="KITTI's annotated depth (data_depth_annotated), if not under the KITTI folder.")
+@click.option("--captions", type=click.Path(path_type=Path), help="The paper's caption folder (text_all/), a per-image tree, a caption file or a one-line-per-image file [default: $TR2M_CAPTIONS, else captions/ in each dataset's folder].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run folder (checkpoints, metrics.jsonl, run.json).")
-@click.option("--resume", "resume_from", type=click.Path(exists=True, path_type=Path), metavar="RUN|CHECKPOINT", help="Continue a run exactly where it stopped.")
+@click.option("--resume", "resume_from", type=click.Path(exists=True, path_type=Path), metavar="RUN|CHECKPOINT", help="Continue a run (its folder or one checkpoint) exactly where it stopped, with its own settings.")
 @model_option
 @click.option("--init-head", is_flag=True, help="Start from the model's head (fine-tune) instead of a new one.")
 @click.option("--head-init", type=click.Choice(["pytorch", "kaiming"]), default="pytorch", show_default=True, help="Initialisation of a new head.")
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Per process.")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, help="Epochs (an epoch's length: docs/training.md).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Photos per step, per process.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True, help="AdamW learning rate.")
-@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True, help="Factor per epoch.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True)
+@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True, help="Learning-rate factor per epoch.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True, help="AdamW weight decay.")
 @click.option("--w-si", type=click.FloatRange(min=0), default=1.0, show_default=True, help="λ1, scale-invariant loss.")
 @click.option("--w-pseudo", type=click.FloatRange(min=0), default=0.5, show_default=True, help="λ2, thresholded pseudo-depth loss.")
 @click.option("--w-contrast", type=click.FloatRange(min=0), default=0.1, show_default=True, help="λ3, scale-oriented contrast.")
@@ -45,31 +45,31 @@ def split_names(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--contrast-negatives", type=click.Choice(["mean", "sum-exp"]), default="mean", show_default=True, help="S_n of L_soc: mean similarity to other-class keys, or each key in the denominator (InfoNCE).")
 @click.option("--class-range", type=click.Choice(["image", "dataset"]), default="image", show_default=True, help="Depth classes over each image's depth range, or the dataset's.")
 @click.option("--contrast-start-epoch", type=click.IntRange(min=0), default=0, show_default=True, help="First epoch (from 0) with L_soc pulling (the release's option: 1).")
-@click.option("--ema-momentum", type=click.FloatRange(0, 1), default=0.99, show_default=True)
+@click.option("--ema-momentum", type=click.FloatRange(0, 1), default=0.99, show_default=True, help="Momentum of L_soc's key branch (an exponential moving average).")
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=0, show_default=True, help="Linear learning-rate warm-up (the release's option: 1000).")
 @click.option("--no-augment", is_flag=True, help="No flips and no colour changes.")
 @click.option("--no-colour-augment", is_flag=True, help="Flips only (what --cache-features allows).")
-@click.option("--size", "input_size", type=SIZE, metavar="HxW", help="Network input size for every set, multiples of 14 [default: each set's eval size].")
+@click.option("--size", "input_size", type=SIZE, metavar="HxW", help="Network input size in pixels for every set, multiples of 14 [default: each set's eval size].")
 @click.option("--input-size", "old_input_size", type=SIZE, hidden=True, callback=deprecated_alias("--input-size", "--size"))
-@click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Cap an epoch's batches.")
-@multi_value_option("--val-datasets", metavar="NAME…", help="Validate on these test splits with the eval module.")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), metavar="STEPS", help="Cap an epoch's steps (see docs/training.md, Epoch length).")
+@multi_value_option("--val-datasets", metavar="NAME…", help="Validate on these test splits, as `tr2m eval` scores them.")
 @click.option("--val-every", "val_every_steps", type=click.IntRange(min=1), metavar="STEPS", help="Validate every STEPS steps [default: each epoch end].")
 @click.option("--val-limit", type=click.IntRange(min=1), metavar="N", help="Images per validation set.")
-@click.option("--best-metric", default="abs_rel", show_default=True, help="Mean over validation sets that picks the best checkpoint.")
+@click.option("--best-metric", default="abs_rel", show_default=True, metavar="METRIC", help="Validation metric (mean over the sets) that picks the best checkpoint; d1–d3 are maximised.")
 @device_option
 @precision_option
-@click.option("--workers", "num_workers", type=click.IntRange(min=0), default=2, show_default=True, help="Background workers reading samples (data-loading processes); 0: in the main process.")
-@click.option("--cache-features", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Cache frozen-encoder outputs (needs --no-colour-augment).")
+@click.option("--workers", "num_workers", type=click.IntRange(min=0), default=2, show_default=True, help="Background workers reading photos (data-loading processes); 0: in the main process.")
+@click.option("--cache-features", type=click.Path(file_okay=False, path_type=Path), metavar="DIR", help="Cache the frozen encoders' outputs here (needs --no-colour-augment or --no-augment).")
 @click.option("--checkpoint-every", "checkpoint_every_steps", type=click.IntRange(min=0), default=1000, show_default=True, metavar="STEPS", help="Also checkpoint every STEPS steps (0: only at epoch ends).")
 @click.option("--max-nonfinite-steps", type=click.IntRange(min=1), default=100, show_default=True, metavar="N", help="Stop after N steps in a row with a non-finite loss or gradient.")
-@click.option("--keep", "keep_checkpoints", type=click.IntRange(min=1), default=3, show_default=True, help="Checkpoints kept (besides the best).")
-@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, metavar="STEPS")
-@click.option("--tensorboard/--no-tensorboard", default=None, help="TensorBoard logs [default: if installed].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--keep", "keep_checkpoints", type=click.IntRange(min=1), default=3, show_default=True, metavar="N", help="Newest checkpoints kept (besides the best).")
+@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, metavar="STEPS", help="Write losses to metrics.jsonl (and TensorBoard) every STEPS steps.")
+@click.option("--tensorboard/--no-tensorboard", default=None, help="TensorBoard scalars under OUT/tensorboard/ [default: if installed (tensorboard extra)].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of batches, caption choices and augmentation.")
 @quiet_option
 @click.pass_context
 def train(ctx: click.Context, **options) -> None:
-    """Train TR2M's scale/shift head on RGB-D datasets (the paper's recipe, spec §4).
+    """Train TR2M's scale/shift head on RGB-D datasets (the paper's recipe).
 
     \b
       tr2m train --datasets nyu kitti void c3vd --data-root D --out runs/exp1
@@ -77,7 +77,7 @@ def train(ctx: click.Context, **options) -> None:
       tr2m train export runs/exp1 --out models/exp1 # a model folder for convert/eval
       torchrun --nproc_per_node 8 -m tr2m_cli train ...   # several GPUs (DDP)
 
-    Depth is in metres throughout. Defaults are the paper's (AdamW lr 1e-5 ×0.9/epoch, batch 8,
+    Datasets are found as `tr2m eval` finds them. Depth is in metres throughout. Defaults are the paper's (AdamW lr 1e-5 ×0.9/epoch, batch 8,
     20 epochs, λ 1/0.5/0.1/0.01); see docs/training.md for every default and its source.
     """
     if ctx.invoked_subcommand is not None:

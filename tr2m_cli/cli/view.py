@@ -14,14 +14,15 @@ import click
     type=click.Path(dir_okay=False, path_type=Path),
     help="Colour a depth map by this photo [default: the photo the run's manifest names, else by depth].",
 )
-@click.option("--max-points", type=click.IntRange(min=1), help="Most points shown of a depth map [default: 1000000].")
+@click.option("--max-points", type=click.IntRange(min=1), metavar="N", help="Most points shown of a depth map [default: 1000000].")
 def view(path: Path, photo: Path | None, max_points: int | None) -> None:
     """Show PATH in 3-D: OUT/a.depth.tiff (.exr, .npy) as a coloured point cloud, or a .ply, .glb or .obj.
 
     \b
       tr2m view tr2m-out/kitchen/a.depth.tiff
       tr2m view tr2m-out/kitchen/a.mesh.glb
-    The view starts at the photo's camera. Needs a display and the 3d extra (pip install 'tr2m[3d]').
+    The view starts at the photo's camera; points and meshes are in metres. Needs a display and
+    the 3d extra; without a display, `tr2m convert --outputs render` draws the cloud to a PNG.
     """
     from ..io.pointcloud import PointCloudOptions
     from ..view import show

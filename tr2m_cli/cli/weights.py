@@ -24,7 +24,7 @@ def weights() -> None:
 
 @weights.command("list")
 def list_models() -> None:
-    """Registry models, and whether each is in the cache."""
+    """Registry models and captioners, and whether each is in the cache."""
     from ..caption.registry import captioner_entries
     from ..caption.resolve import is_captioner_available, resolve_captioner
     from ..weights.registry import load_registry
@@ -49,8 +49,8 @@ def list_models() -> None:
 
 @weights.command()
 @click.argument("name")
-@click.option("--head-only", is_flag=True, help="Fetch the head but not the three encoders.")
-@click.option("--force", is_flag=True, help="Download again even if the model is cached.")
+@click.option("--head-only", is_flag=True, help="Fetch the head but not the three encoders (models only).")
+@click.option("--force", is_flag=True, help="Download again even if cached (a model's head; all of a captioner's files).")
 @quiet_option
 def download(name: str, head_only: bool, force: bool, quiet: bool) -> None:
     """Fetch model NAME (head and encoders), or captioner NAME, so later runs need no network."""
@@ -61,8 +61,11 @@ def download(name: str, head_only: bool, force: bool, quiet: bool) -> None:
     with interruptible("the part downloaded so far is kept; run the same command again to resume"):
         if name not in load_registry().models and find_captioner(name) is not None:
             from ..caption.resolve import fetch_captioner
+            from ..errors import InputError
 
-            click.echo(fetch_captioner(name, progress=not quiet))
+            if head_only:
+                raise InputError(f"--head-only: {name} is a captioner, which has no TR2M head; drop the flag")
+            click.echo(fetch_captioner(name, progress=not quiet, force=force))
             return
         folder = download_model(name, encoders=not head_only, progress=not quiet, force=force)
     click.echo(str(folder))
@@ -71,7 +74,7 @@ def download(name: str, head_only: bool, force: bool, quiet: bool) -> None:
 @weights.command()
 @click.argument("name")
 def path(name: str) -> None:
-    """Print the model folder of NAME (a registry name or a folder); exit 2 if not downloaded."""
+    """Print the model folder of NAME (a registry name or a folder); exit status 2 if it is not downloaded."""
     from ..weights.resolve import resolve_model
 
     click.echo(str(resolve_model(name, download=False)))
@@ -93,7 +96,7 @@ def path(name: str) -> None:
     show_default=True,
     help="Heads of the fusion attention (not visible in the weights).",
 )
-@click.option("--token-budget", type=click.IntRange(min=1), help="Default patch-token budget for photos.")
+@click.option("--token-budget", type=click.IntRange(min=1), metavar="TOKENS", help="The model's default network input, in patch tokens per photo [default: 1240].")
 @click.option("--force", is_flag=True, help="Replace a model already in --out.")
 def import_(
     head_file: Path,

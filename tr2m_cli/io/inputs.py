@@ -208,30 +208,23 @@ class _Walk:
 
     def photo(self, path: Path) -> bool:
         """Whether a file with an image suffix is to be read (else it is recorded as skipped)."""
-        if is_output_name(path.name):
-            self.skipped.append(Skipped(path, "tr2m outputs"))
-            return False
-        problem = regular_file_problem(path)
-        if problem is not None and problem != "no such file" and problem != "broken symbolic link":
-            self.skipped.append(Skipped(path, "not regular files (a FIFO, device or socket hangs or floods a reader)"))
-            return False
-        reason = unsupported_reason(path)
-        if reason is not None:
-            self.skipped.append(Skipped(path, f"unreadable here: {reason}"))
-            return False
-        return True
+        return self._readable(path, check_regular=True, reason=unsupported_reason(path))
 
     def clip(self, path: Path, kind: str) -> bool:
         """Whether a video, bag or frame folder is to be read (else it is recorded as skipped)."""
+        return self._readable(path, check_regular=kind != "frames" and not is_ros2_bag_folder(path), reason=missing_extra(kind))
+
+    def _readable(self, path: Path, *, check_regular: bool, reason: str | None) -> bool:
+        """Skip (and record) tr2m's own outputs, what is not a regular file (when `check_regular`),
+        and what cannot be read here (`reason`, e.g. a missing extra)."""
         if is_output_name(path.name):
             self.skipped.append(Skipped(path, "tr2m outputs"))
             return False
-        if kind != "frames" and not is_ros2_bag_folder(path):
+        if check_regular:
             problem = regular_file_problem(path)
-            if problem is not None and problem != "no such file" and problem != "broken symbolic link":
+            if problem is not None and problem not in ("no such file", "broken symbolic link"):
                 self.skipped.append(Skipped(path, "not regular files (a FIFO, device or socket hangs or floods a reader)"))
                 return False
-        reason = missing_extra(kind)
         if reason is not None:
             self.skipped.append(Skipped(path, f"unreadable here: {reason}"))
             return False

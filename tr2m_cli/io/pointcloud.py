@@ -54,7 +54,7 @@ class PointCloudOptions:
 
     def __post_init__(self) -> None:
         if self.max_depth is not None and not self.max_depth > 0:
-            raise InputError(f"--max-depth {self.max_depth}: must be positive (metres)")
+            raise InputError(f"--cloud-max-depth {self.max_depth}: must be positive (metres)")
         if self.stride is not None and self.stride < 1:
             raise InputError(f"--stride {self.stride}: must be at least 1")
         if self.voxel_size is not None and not self.voxel_size > 0:

@@ -103,9 +103,10 @@ def from_pretrained(role: str, source: str, loader: Callable[..., T], *, advice:
             raise load_failure(role, source, exc, advice) from None
 
 
-def fetch_snapshot(role: str, repo_id: str, *, progress: bool = True, patterns: list[str] | None = None) -> str:
-    """Download a Hugging Face repository (only the files transformers loads) into the HF cache;
-    returns its local folder. Any failure is one WeightsError naming `role` and the id."""
+def fetch_snapshot(role: str, repo_id: str, *, progress: bool = True, patterns: list[str] | None = None, force: bool = False) -> str:
+    """Download a Hugging Face repository (only the files transformers loads) into the HF cache
+    (`force`: again, even where cached); returns its local folder. Any failure is one WeightsError
+    naming `role` and the id."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
@@ -114,7 +115,7 @@ def fetch_snapshot(role: str, repo_id: str, *, progress: bool = True, patterns: 
     if not progress:
         disable_progress_bars()
     try:
-        return snapshot_download(repo_id, allow_patterns=patterns or LOADABLE_FILE_PATTERNS)
+        return snapshot_download(repo_id, allow_patterns=patterns or LOADABLE_FILE_PATTERNS, force_download=force)
     except Exception as exc:  # the hub raises many types; all mean "could not fetch"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsError(f"{role} '{repo_id}': download failed: {first}") from None
