@@ -43,7 +43,7 @@ from ..sequences.frames import FrameReadError, index_width, selected_span
 from ..sequences.layout import ClipLayout
 from ..sequences.preview_video import PreviewFrames, render_preview_video
 from ..sequences.sources import camera_info, clip_frames, describe, frame_count, open_clip
-from .writing import DEPTH_QUANTITY, caption_fields, check_depth, depth_statistics, write_depth_files
+from .writing import DEPTH_QUANTITY, caption_fields, check_depth, depth_statistics, no_caption_message, write_depth_files
 
 STATE_VERSION = "1"
 
@@ -220,10 +220,7 @@ class ClipConverter:
         options, started = self.options, time.perf_counter()
         clip, caption, scenes = work.clip, work.caption, work.scenes
         if caption is None:
-            return self._clip_failure(
-                clip, caption, f"no caption for {clip.key}: add it to the caption file, put "
-                f"{clip.output_stem.name}.txt beside it, or pass --caption / --domain", started,
-            )  # fmt: skip
+            return self._clip_failure(clip, caption, no_caption_message(clip), started)
         try:
             source = open_clip(clip.path, options.clip, sequence_folder=clip.kind == "frames")
         except Tr2mError as exc:

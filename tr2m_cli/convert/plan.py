@@ -54,6 +54,7 @@ from ..runtime import precision_name
 from .clips import ClipConverter, ClipTotals, ClipWork
 from .layout import OutputLayout
 from .options import ConvertOptions
+from .writing import failure_record, no_caption_message
 
 # What deciding needs of a photo's (or clip's) last record.
 DECIDING_FIELDS = ("status", "fingerprint", "settings", "caption", "caption_source", "caption_origin", "frames")
@@ -138,13 +139,6 @@ def check_extras(options: ConvertOptions) -> None:
         import_open3d("--normals" if options.cloud.normals else "--remove-outliers")
     if "mesh" in options.outputs and options.mesh.target_triangles is not None:
         require("fast_simplification", "3d", "mesh simplification (--mesh-triangles)")
-
-
-def no_caption_message(item: InputImage) -> str:
-    return (
-        f"no caption for {item.key}: add it to the caption file, put "
-        f"{item.output_stem.name}.txt beside it, or pass --caption / --domain"
-    )
 
 
 # -- jobs and rows --------------------------------------------------------------------------------
@@ -356,8 +350,6 @@ def plan_conversion(
             f"no caption for any of the {what}: give --caption-file, put <stem>.txt beside each photo"
             f"{' or clip' if clips_left else ''}, --caption-root DIR, --caption TEXT or --domain indoor|outdoor|surgical"
         )
-    from .writing import failure_record
-
     plan.jobs = todo
     plan.failures = [failure_record(image, no_caption_message(image)) for image in no_caption]
     if found.skipped:

@@ -89,6 +89,14 @@ def failure_record(image: InputImage, error: str, caption: Caption | None = None
     }
 
 
+def no_caption_message(item: InputImage) -> str:
+    """Why a photo or clip without a caption fails, and what to do about it."""
+    return (
+        f"no caption for {item.key}: add it to the caption file, put "
+        f"{item.output_stem.name}.txt beside it, or pass --caption / --domain"
+    )
+
+
 def write_depth_files(
     paths: dict[str, Any],
     depth: np.ndarray,
