@@ -70,3 +70,14 @@ def test_pandas_batches_are_rows_too(plan, tiny_model, single_thread):
     plan, options = plan
     result = PhotoConverter(plan.out, options, model=tiny_model, write_parts=False)(pandas.DataFrame(plan.rows[1:2]))
     assert list(result["status"]) == ["ok"]
+
+
+def test_rows_planned_for_another_precision_fail_instead_of_being_mislabelled(plan, tiny_model, single_thread, tmp_path):
+    plan, options = plan  # the tiny model runs in fp32; a driver that resolved "auto" to bf16 made these rows
+    converter = PhotoConverter(tmp_path / "bf16-plan", options, model=tiny_model, write_parts=False)
+    rows = [{**row, "settings": row["settings"].replace('"precision": "fp32"', '"precision": "bf16"')} for row in plan.rows]
+    records = converter.convert_rows(rows)
+    assert [r["status"] for r in records] == ["failed"] * 4
+    assert "p1.png: planned for bf16 but this worker runs in fp32" in records[2]["error"]
+    assert not list((tmp_path / "bf16-plan").glob("*.npy"))  # nothing written under the wrong label
+    assert [r["status"] for r in converter.convert_rows(plan.rows)] == ["failed", "ok", "ok", "ok"]

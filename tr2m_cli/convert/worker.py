@@ -253,6 +253,9 @@ class PhotoConverter:
 
         def decode(item):
             _, (job, ready) = item
+            mismatch = self._precision_mismatch(job)
+            if mismatch is not None:
+                return failure_record(job.image, mismatch, job.caption)
             return ready if ready is not None else self._decode(job)
 
         def requests(decoded):
@@ -288,6 +291,16 @@ class PhotoConverter:
             # stopped the run; further signals meanwhile only say so.
             collect(wait_all=True)
             write_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _precision_mismatch(self, job: PhotoJob) -> str | None:
+        """Why a job planned for another precision than this worker runs in is refused: its record
+        would say one precision (in its settings and fingerprint) and its TIFF another. Happens
+        when a plan made on a driver without the workers' GPUs resolves "auto" differently."""
+        planned = ((job.made_by or {}).get("settings") or {}).get("precision")
+        if planned is None or planned == self.context.precision:
+            return None
+        return (f"{job.image.key}: planned for {planned} but this worker runs in {self.context.precision}: "
+                f"give the plan and the workers the same precision (e.g. precision='{self.context.precision}')")  # fmt: skip
 
     def _decode(self, job: PhotoJob) -> DecodedPhoto | dict[str, Any]:
         start = time.perf_counter()
