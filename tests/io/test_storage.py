@@ -3,7 +3,6 @@ credentials in messages. `memory://` stands in for an object store (S3 itself: t
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,8 @@ from tr2m_cli.io.storage import Url
 
 
 @pytest.fixture
-def bucket():
-    """A fresh prefix on fsspec's in-memory filesystem (shared by the process: unique per test)."""
-    url = storage.location(f"memory://tr2m-test-{uuid.uuid4().hex}")
-    yield url
-    fs = storage.filesystem(url)
-    if fs.exists(url.path):
-        fs.rm(url.path, recursive=True)
+def bucket(memory_bucket):
+    return memory_bucket
 
 
 def test_locations_parse_urls_paths_and_file_urls(tmp_path):

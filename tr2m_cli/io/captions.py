@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import InputError
 from . import storage
-from .files import read_capped, read_head
+from .files import read_head, read_text_file
 from .inputs import InputImage
 from .photo_keys import IMAGE_FIELDS, find_key, lookup_keys, match_keys, normalise_key
 
@@ -306,24 +306,10 @@ def read_caption_file(path: str | Path, *, lines_allowed: bool = False) -> Capti
     returned in `lines` when `lines_allowed` (the caller pairs them in its own documented order),
     an error otherwise. Any problem is one InputError naming the file and the place."""
     path = storage.location(path) if storage.is_url(path) else Path(path)
+    not_a_folder = "not a caption file (did you mean --caption-root?)"
     if storage.is_dir(path) and not storage.is_file(path):
-        raise InputError(f"{path}: is a folder, not a caption file (did you mean --caption-root?)")
-    try:
-        if isinstance(path, storage.Url):
-            data, more = _read_object_head(path, CAPTION_FILE_LIMIT)
-            if more:
-                raise InputError(f"{storage.describe(path)}: larger than {CAPTION_FILE_LIMIT >> 20} MiB: not a caption file")
-            text = data.decode("utf-8-sig")
-        else:
-            text = read_capped(path, CAPTION_FILE_LIMIT, "the caption file").decode("utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such caption file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a caption file (did you mean --caption-root?)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the caption file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: caption file is not UTF-8 text") from None
+        raise InputError(f"{path}: is a folder, {not_a_folder}")
+    text = read_text_file(path, CAPTION_FILE_LIMIT, "caption file", not_a_folder=not_a_folder)
     table = _Table(path)
     suffix = path.suffix.lower()
     start = text.lstrip()[:1]

@@ -79,6 +79,22 @@ def read_capped(path: str | Path, limit: int, what: str = "file") -> bytes:
     return data
 
 
+def read_text_file(path: str | Path, limit: int, noun: str, *, not_a_folder: str) -> str:
+    """A UTF-8 text file we were pointed at (a caption file, an intrinsics file …) read whole,
+    at most `limit` bytes; every problem is one InputError naming the file. `noun`: what the
+    file is ("caption file"); `not_a_folder`: what to say when it is a folder."""
+    try:
+        return read_capped(path, limit, f"the {noun}").decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {noun}") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, {not_a_folder}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {noun} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: {noun} is not UTF-8 text") from None
+
+
 def read_head(path: str | Path, limit: int) -> tuple[bytes, bool]:
     """The first `limit` bytes of a regular file, and whether there was more."""
     with open_regular(path) as handle:

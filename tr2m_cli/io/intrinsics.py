@@ -304,19 +304,13 @@ def _keyed_record(record: Any, where: str) -> tuple[str, Any, str]:
 def load_intrinsics_file(path: str | Path) -> dict[str, CameraEntry]:
     """{normalised key: camera} from JSON, JSON Lines or CSV/TSV (columns image, fx, fy, cx, cy,
     optionally width, height); any problem is one InputError naming the file and the place."""
-    from .files import read_capped
+    from .files import read_text_file
 
     path = Path(path)
+    not_a_folder = "not an intrinsics file (did you mean --colmap?)"
     if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an intrinsics file (did you mean --colmap?)")
-    try:
-        text = read_capped(path, INTRINSICS_FILE_LIMIT, "the intrinsics file").decode("utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such intrinsics file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the intrinsics file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: intrinsics file is not UTF-8 text") from None
+        raise InputError(f"{path}: is a folder, {not_a_folder}")
+    text = read_text_file(path, INTRINSICS_FILE_LIMIT, "intrinsics file", not_a_folder=not_a_folder)
     suffix, start = path.suffix.lower(), text.lstrip()[:1]
     records: list[tuple[str, Any, str]] = []
     if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _is_json_lines(text)):
