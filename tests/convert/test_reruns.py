@@ -66,6 +66,7 @@ def test_an_unchanged_rerun_skips_everything_and_still_names_the_model(done, tin
         (dict(captions=CaptionRules(caption="A room.", domain="surgical")), "domain"),
         (dict(preview=PreviewOptions(colormap="gray")), "outputs"),
         (dict(preview=PreviewOptions(depth_range=(0.5, 4.0))), "outputs"),
+        (dict(outputs=("tiff", "preview", "npy")), "outputs"),  # a new kind: its files are missing, still a change
     ],
 )
 def test_changed_settings_redo_every_photo_and_say_why(done, tiny_model, change, changed):

@@ -326,7 +326,9 @@ def plan_conversion(
         if not options.overwrite and is_current(record, made_by["fingerprint"], present):
             plan.done.append(image)
             continue
-        if present and record.get("status") == "ok" and record.get("fingerprint") != made_by["fingerprint"]:
+        # Made with other settings: redone, whether its old files are all there or not (a new
+        # output kind or mesh format has no file yet, and is still a change of settings).
+        if record is not None and record.get("status") == "ok" and record.get("fingerprint") != made_by["fingerprint"]:
             plan.redone[image.key] = changed_settings(record.get("settings"), settings)
         if caption is None:
             no_caption.append(image)
