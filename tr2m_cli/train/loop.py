@@ -333,7 +333,7 @@ class _Trainer:
                     sets = ", ".join(f"{name} {size}" for name, size in zip(names, sizes))
                     _print_notice(
                         f"an epoch is {steps} steps of {config.batch_size} samples per process, one batch of each set in turn "
-                        f"({sets} samples); {config.epochs} epochs"
+                        f"({sets} samples); {config.epochs} epoch{'s' if config.epochs != 1 else ''}"
                     )
                 while self.epoch < config.epochs:
                     schedule = epoch_schedule(
