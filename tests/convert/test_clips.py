@@ -165,6 +165,7 @@ def test_reruns_skip_a_finished_clip_and_redo_only_missing_frames(tmp_path, tiny
     before = {p.name: p.read_bytes() for p in (out / "drive").glob("*.tiff")}
     again = convert([video], out, options(), model=tiny_model)
     assert again.clips.current == 1 and again.clips.frames == 0
+    assert again.line().startswith("0 of 1 clip converted, 1 already done in ")  # no "(0 frames)"
     (out / "drive" / "000005.depth.tiff").unlink()
     third = convert([video], out, options(), model=tiny_model)
     assert third.clips.frames == 1 and third.clips.frames_current == 11

@@ -103,12 +103,12 @@ class ClipTotals:
             parts.append(f"{self.current} already done")
         if self.failed:
             parts.append(f"{self.failed} failed")
-        frames = [f"{self.frames} frames"]
-        if self.frames_current:
+        frames = [f"{self.frames} frame{'' if self.frames == 1 else 's'}"] if self.frames or self.frames_failed else []
+        if self.frames_current and frames:
             frames.append(f"{self.frames_current} already done")
         if self.frames_failed:
             frames.append(f"{self.frames_failed} failed")
-        return f"{', '.join(parts)} ({', '.join(frames)})"
+        return f"{', '.join(parts)} ({', '.join(frames)})" if frames else ", ".join(parts)
 
 
 @dataclass
