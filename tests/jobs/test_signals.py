@@ -36,6 +36,49 @@ def test_a_signal_inside_a_deferred_section_acts_when_it_ends():
     assert signal.getsignal(signal.SIGTERM) is before  # the handlers are the caller's again
 
 
+def test_an_interrupt_that_code_swallowed_stops_the_job_at_the_next_finished_photo():
+    with StopSignals(lambda line: None) as signals:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        except JobInterrupted:
+            pass  # as a failing `finally` or a library catching too much would lose it
+        with pytest.raises(JobInterrupted) as stopped:
+            with signals.deferred():
+                finished = True
+        assert finished and stopped.value.exit_code == 143
+        signals.interrupt(stopped.value.signal_number)  # the job caught it: saving now
+        with signals.deferred():  # and is not interrupted again while it saves
+            pass
+
+
+def test_an_interrupt_while_a_photo_is_opened_stays_an_interrupt(tmp_path, monkeypatch):
+    """A signal that lands just after a file object took the descriptor must reach the job as
+    the interrupt (with fdopen and our own cleanup, the descriptor was closed twice and EBADF
+    replaced the interrupt: the job ran on), and no later open may be hurt by it."""
+    import gc
+
+    from tr2m_cli.io import files
+
+    photo = tmp_path / "a.png"
+    photo.write_bytes(b"x" * 10)
+
+    def open_then_interrupted(*args, **kwargs):
+        handle = open(*args, **kwargs)  # the file object owns the descriptor now ...
+        del handle
+        raise KeyboardInterrupt  # ... and the handler's exception lands
+
+    monkeypatch.setattr(os, "fdopen", open_then_interrupted)
+    monkeypatch.setattr(files, "open", open_then_interrupted, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        files.open_regular(photo)
+    monkeypatch.undo()
+    gc.collect()
+    for _ in range(50):  # every later open works (no descriptor was closed twice)
+        with files.open_regular(photo) as handle:
+            assert handle.read() == b"x" * 10
+
+
 def test_a_second_ctrl_c_waits_for_the_writes_under_way(tmp_path, tiny_model, monkeypatch):
     folder = tmp_path / "photos"
     rng = np.random.default_rng(0)

@@ -44,6 +44,14 @@ class NotRegularFile(InputError):
 def open_regular(path: str | Path) -> BinaryIO:
     """Open `path` for reading if it is a regular file (links to one are fine); a NotRegularFile
     naming it otherwise. Never blocks on a FIFO."""
+    # open() with an opener, not os.fdopen on a descriptor we hold: a Ctrl-C or SIGTERM raised
+    # inside fdopen, after its file object took the descriptor, left both that object and our
+    # cleanup closing it; the second close failed with EBADF, which replaced the interrupt (the
+    # job then ran on). With an opener, the descriptor has exactly one owner at every moment.
+    return open(path, "rb", opener=_open_regular_fd)
+
+
+def _open_regular_fd(path: str | Path, flags: int) -> int:  # noqa: ARG001 - open()'s opener signature
     fd = os.open(path, os.O_RDONLY | NONBLOCK | NOCTTY | CLOEXEC | BINARY)
     try:
         mode = os.fstat(fd).st_mode
@@ -53,10 +61,10 @@ def open_regular(path: str | Path) -> BinaryIO:
             import fcntl
 
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~NONBLOCK)
-        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+    return fd
 
 
 def read_capped(path: str | Path, limit: int, what: str = "file") -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from typing import Callable, Iterator
 
@@ -41,7 +42,7 @@ class StopSignals:
         self.say = say
         self.received: int | None = None
         self._depth = 0
-        self._pending = False
+        self._stopping = False  # the job has caught the stop and is saving its work
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "StopSignals":
@@ -61,24 +62,31 @@ class StopSignals:
             return
         self.received = number
         if self._depth:
-            self._pending = True
-            return
+            return  # acted on when the deferred section ends
         raise JobInterrupted(number)
 
     def interrupt(self, number: int = signal.SIGINT) -> None:
-        """Note a stop that arrived as a KeyboardInterrupt raised elsewhere (e.g. a handler that
-        was not ours): later signals are then treated as repeats."""
+        """The job caught the stop (ours, or a KeyboardInterrupt raised elsewhere) and is saving
+        its work: later signals are treated as repeats, and deferred sections no longer raise."""
         if self.received is None:
             self.received = number
+        self._stopping = True
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
-        """A section that a first signal must not cut; it takes effect when the section ends."""
+        """A section that a first signal must not cut; it takes effect when the section ends.
+
+        The end of every such section (a finished photo recorded) is also where a stop that has
+        not reached the job yet is raised again: the interrupt a handler raises can land anywhere,
+        and code it lands in may turn it into another error (a `finally` that fails, a library
+        that catches too much). The job then still stops, one photo later."""
         self._depth += 1
         try:
             yield
         finally:
             self._depth -= 1
-        if not self._depth and self._pending:
-            self._pending = False
-            raise JobInterrupted(self.received or signal.SIGINT)
+        if not self._depth and self.received is not None and not self._stopping:
+            # Unless the stop is on its way up already (this section runs in the cleanup it
+            # passes through: writes under way being recorded), or the job caught it (interrupt()).
+            if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                raise JobInterrupted(self.received)
