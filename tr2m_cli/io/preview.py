@@ -53,10 +53,14 @@ def preview_range(depth: np.ndarray, options: PreviewOptions = PreviewOptions())
         return float(options.depth_range[0]), float(options.depth_range[1])
     step = max(1, math.ceil(math.sqrt(depth.size / _PERCENTILE_SAMPLES)))
     sample = depth[::step, ::step]
-    sample = sample[valid_depth(sample)]
-    if sample.size == 0:
+    return percentile_range(sample[valid_depth(sample)], options.percentiles)
+
+
+def percentile_range(values: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """(low, high) percentiles of valid depth values, never an empty span; (0, 1) for none."""
+    if values.size == 0:
         return 0.0, 1.0
-    low, high = (float(v) for v in np.percentile(sample, options.percentiles))
+    low, high = (float(v) for v in np.percentile(values, percentiles))
     if not high > low:
         high = low + max(abs(low) * 1e-3, 1e-6)
     return low, high

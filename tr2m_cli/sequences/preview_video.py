@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..io.atomic import atomic_path
-from ..io.preview import PreviewOptions, add_colorbar, colorize, valid_depth
+from ..io.preview import PreviewOptions, add_colorbar, colorize, percentile_range, valid_depth
 from .video import import_av
 
 PREVIEW_MAX_SIDE = 1280
@@ -114,12 +114,7 @@ class PreviewFrames:
             sample = depth[::step, ::step]
             samples.append(sample[valid_depth(sample)])
         values = np.concatenate(samples) if samples else np.empty(0, np.float32)
-        if values.size == 0:
-            return 0.0, 1.0
-        low, high = (float(v) for v in np.percentile(values, options.percentiles))
-        if not high > low:
-            high = low + max(abs(low) * 1e-3, 1e-6)
-        return low, high
+        return percentile_range(values, options.percentiles)
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
