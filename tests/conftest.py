@@ -289,6 +289,35 @@ def file_server():
 
 
 @pytest.fixture
+def served_tiny_model(tmp_path, file_server, tiny_encoders):
+    """write(name, extra="") → a registry file whose model `name` has a tiny head served over
+    HTTP as `tiny.pth` (sha256 given) and the tiny encoders as local folders; `extra`: more TOML."""
+    import hashlib
+
+    import torch
+
+    from tr2m_cli.model.checkpoint import ours_to_released
+    from tr2m_cli.model.head import ScaleShiftHead
+    from tr2m_cli.testing import tiny_head_config
+
+    def write(name: str = "tiny-net", extra: str = "") -> Path:
+        torch.manual_seed(0)
+        head = tmp_path / "tiny.pth"
+        torch.save({"state_dict": ours_to_released(ScaleShiftHead(tiny_head_config()).state_dict())}, head)
+        data = head.read_bytes()
+        file_server.files["tiny.pth"] = data
+        registry = tmp_path / "registry.toml"
+        registry.write_text(
+            f'[models.{name}]\nhead_url = "{file_server.url("tiny.pth")}"\nhead_sha256 = "{hashlib.sha256(data).hexdigest()}"\n'
+            f'image_encoder = "{tiny_encoders["image"]}"\ntext_encoder = "{tiny_encoders["text"]}"\n'
+            f'depth_model = "{tiny_encoders["relative_depth"]}"\nattention_heads = 2\n{extra}'
+        )
+        return registry
+
+    return write
+
+
+@pytest.fixture
 def memory_bucket():
     """A fresh prefix on fsspec's in-memory store, standing in for s3:// (S3 itself: the netns tests)."""
     import uuid

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -74,17 +73,8 @@ def test_path_of_undownloaded_model_fails_cleanly():
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_download_from_registry(tmp_path, file_server, tiny_encoders, monkeypatch):
-    torch.save({"state_dict": ours_to_released(ScaleShiftHead(tiny_head_config()).state_dict())}, tmp_path / "h.pth")
-    data = (tmp_path / "h.pth").read_bytes()
-    file_server.files["h.pth"] = data
-    registry = tmp_path / "registry.toml"
-    registry.write_text(
-        f'[models.tiny]\nhead_url = "{file_server.url("h.pth")}"\n'
-        f'head_sha256 = "{hashlib.sha256(data).hexdigest()}"\nattention_heads = 2\n'
-        f'image_encoder = "{tiny_encoders["image"]}"\ntext_encoder = "{tiny_encoders["text"]}"\n'
-        f'depth_model = "{tiny_encoders["relative_depth"]}"\n'
-    )
+def test_download_from_registry(tmp_path, served_tiny_model, monkeypatch):
+    registry = served_tiny_model("tiny")
     monkeypatch.setenv("TR2M_REGISTRY", str(registry))
     monkeypatch.delenv("HF_HUB_OFFLINE")
     result = run("weights", "download", "tiny", "--quiet")

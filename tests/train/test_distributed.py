@@ -52,26 +52,12 @@ NODE_WORKER = Path(__file__).with_name("node_worker.py")
 
 
 @pytest.mark.netns
-def test_two_nodes_fetch_the_weights_once_each_and_local_rank_0_first(tmp_path, file_server, tiny_encoders):
+def test_two_nodes_fetch_the_weights_once_each_and_local_rank_0_first(tmp_path, file_server, served_tiny_model):
     """Two torchrun "nodes" of two processes (c10d rendezvous on 127.0.0.1), each with its own
     node-local cache: the head is downloaded once per node, by local rank 0, before the others load."""
-    import hashlib
     import socket
 
-    from tr2m_cli.model.checkpoint import ours_to_released
-    from tr2m_cli.model.head import ScaleShiftHead
-    from tr2m_cli.testing import tiny_head_config
-
-    torch.manual_seed(0)
-    torch.save({"state_dict": ours_to_released(ScaleShiftHead(tiny_head_config()).state_dict())}, tmp_path / "tiny.pth")
-    data = (tmp_path / "tiny.pth").read_bytes()
-    file_server.files["tiny.pth"] = data
-    registry = tmp_path / "registry.toml"
-    registry.write_text(
-        f'[models.tiny-net]\nhead_url = "{file_server.url("tiny.pth")}"\nhead_sha256 = "{hashlib.sha256(data).hexdigest()}"\n'
-        f'image_encoder = "{tiny_encoders["image"]}"\ntext_encoder = "{tiny_encoders["text"]}"\n'
-        f'depth_model = "{tiny_encoders["relative_depth"]}"\nattention_heads = 2\n'
-    )
+    registry = served_tiny_model("tiny-net")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

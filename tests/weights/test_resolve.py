@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 
 import numpy as np
 import pytest
-import torch
 
 from tr2m_cli.errors import WeightsError
-from tr2m_cli.model.checkpoint import ours_to_released
-from tr2m_cli.model.head import ScaleShiftHead
-from tr2m_cli.testing import tiny_head_config
 from tr2m_cli.weights.registry import load_registry
 from tr2m_cli.weights.resolve import download_model, resolve_model
 
@@ -31,31 +26,10 @@ def test_repository_registry_names_the_official_model():
 
 
 @pytest.fixture
-def tiny_registry(tmp_path, file_server, tiny_encoders, monkeypatch):
+def tiny_registry(served_tiny_model, file_server, monkeypatch):
     """A registry whose model is served over HTTP, with the tiny encoders as local folders."""
-    torch.manual_seed(0)
-    buffer = tmp_path / "tiny.pth"
-    torch.save({"state_dict": ours_to_released(ScaleShiftHead(tiny_head_config()).state_dict())}, buffer)
-    data = buffer.read_bytes()
-    file_server.files["tiny.pth"] = data
-    registry = tmp_path / "registry.toml"
-    registry.write_text(
-        f"""
-[models.tiny-net]
-description = "tiny test model"
-head_url = "{file_server.url('tiny.pth')}"
-head_sha256 = "{hashlib.sha256(data).hexdigest()}"
-image_encoder = "{tiny_encoders['image']}"
-text_encoder = "{tiny_encoders['text']}"
-depth_model = "{tiny_encoders['relative_depth']}"
-attention_heads = 2
-
-[models.tampered]
-head_url = "{file_server.url('tiny.pth')}"
-head_sha256 = "{'1' * 64}"
-"""
-    )
-    monkeypatch.setenv("TR2M_REGISTRY", str(registry))
+    tampered = f'description = "tiny test model"\n\n[models.tampered]\nhead_url = "{file_server.url("tiny.pth")}"\nhead_sha256 = "{"1" * 64}"\n'
+    monkeypatch.setenv("TR2M_REGISTRY", str(served_tiny_model("tiny-net", extra=tampered)))
     return file_server
 
 
