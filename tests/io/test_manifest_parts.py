@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tr2m_cli.io import manifest_parts, storage
+from tr2m_cli.io.manifest import record_line
 from tr2m_cli.io.manifest_parts import PARTS_FOLDER, iter_manifest, list_parts, merge_manifest, write_part
 
 
@@ -29,9 +30,9 @@ def records(*pairs):
 
 
 def test_parts_fold_into_one_sorted_manifest_with_the_newest_record_each(out):
-    storage.write_text(storage.join(out, "manifest.jsonl"), "".join(
-        manifest_parts.record_line(r) for r in records(("a.jpg", "ok"), ("c.jpg", "failed"), ("z.jpg", "ok"))
-    ) + '{"input": "half a li')  # fmt: skip
+    storage.write_bytes(storage.join(out, "manifest.jsonl"), b"".join(
+        record_line(r) for r in records(("a.jpg", "ok"), ("c.jpg", "failed"), ("z.jpg", "ok"))
+    ) + b'{"input": "half a li')  # fmt: skip
     first, second = manifest_parts.new_run_id(), manifest_parts.new_run_id()
     assert first < second
     write_part(out, first, records(("d.jpg", "ok"), ("c.jpg", "failed")))
@@ -86,3 +87,10 @@ def test_a_link_planted_at_the_manifest_name_is_refused_not_read(tmp_path):
     with pytest.raises(OutputError, match="symbolic link"):
         merge_manifest(tmp_path)
     assert (tmp_path / "elsewhere.txt").read_text() == '{"input": "x.jpg", "status": "ok"}\n'
+
+
+def test_a_file_name_that_is_not_utf8_survives_a_part_and_the_merge(out):
+    name = "caf\udce9.jpg"  # the byte 0xE9 of a Latin-1 name, as Python decodes file names
+    write_part(out, manifest_parts.new_run_id(), records((name, "ok")))
+    merge_manifest(out)
+    assert [r["input"] for r in iter_manifest(storage.join(out, "manifest.jsonl"))] == [name]

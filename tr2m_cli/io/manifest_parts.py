@@ -34,10 +34,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import Tr2mError
 from . import storage
+from .manifest import KEY, record_line
 from .storage import Location
 
 PARTS_FOLDER = ".tr2m-manifest-parts"
-KEY = "input"
 CHUNK_RECORDS = 20_000  # records sorted in memory at once
 FAN_IN = 32  # sorted runs (or parts) open at once while merging
 
@@ -45,10 +45,6 @@ FAN_IN = 32  # sorted runs (or parts) open at once while merging
 def new_run_id() -> str:
     """Sortable by start time, unique across machines: parts of later runs sort after."""
     return f"{time.time_ns():020d}-{secrets.token_hex(3)}"
-
-
-def record_line(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 
 def _parse(line: str) -> dict[str, Any] | None:
@@ -72,7 +68,7 @@ def write_part(out: Location, run_id: str, records: Iterable[Mapping[str, Any]],
         return None
     name = f"{run_id}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
     where = storage.join(parts_folder(out, manifest_name), name)
-    storage.write_text(where, "".join(record_line(r) for r in records))
+    storage.write_bytes(where, b"".join(record_line(r) for r in records))
     return where
 
 
