@@ -78,3 +78,17 @@ def test_missing_and_folder(tmp_path):
         read_rgb(tmp_path / "absent.png")
     with pytest.raises(InputError, match="is a folder"):
         read_rgb(tmp_path)
+
+
+def test_reading_photos_does_not_bring_back_warnings_already_shown(tmp_path):
+    import warnings
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    read_rgb(path)  # our filter for PIL's size warning is in place from here on
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # each warning once per place, as Python shows them
+        for _ in range(3):
+            warnings.warn("a library's one-time notice", UserWarning)
+            read_rgb(path)
+    assert len(caught) == 1

@@ -52,15 +52,17 @@ def unsupported_reason(path: str | Path) -> str | None:
     return None
 
 
-def _no_bomb_warning() -> contextlib.AbstractContextManager:
+def _ignore_bomb_warnings() -> None:
     """PIL warns about images over its limit while opening them; our refusal (below) says it
-    better, so that warning category is ignored (a process-wide filter, added idempotently)."""
+    better, so that warning category is ignored: a process-wide filter, added once (adding a
+    filter, even one already there, resets which warnings were shown, so every "once" warning
+    of other libraries would come back after each photo)."""
     import warnings
 
     from PIL import Image
 
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    return contextlib.nullcontext()
+    if not any(f[0] == "ignore" and f[2] is Image.DecompressionBombWarning for f in warnings.filters):
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @contextlib.contextmanager
@@ -86,7 +88,8 @@ def open_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         # A photo on an object store is read in one request; a local one only if it is a regular file.
         return storage.open_for_reading(storage.location(path)) if storage.is_url(path) else open_regular(path)
 
-    with image_errors(path), opened() as handle, _no_bomb_warning(), Image.open(handle) as image:
+    _ignore_bomb_warnings()
+    with image_errors(path), opened() as handle, Image.open(handle) as image:
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
             raise InputError(
