@@ -20,6 +20,7 @@ import numpy as np
 from ..io.captions import Caption
 from ..io.images import DEFAULT_MAX_PIXELS
 from ..io.inputs import InputImage
+from ..io.pointcloud import resample_colours
 from ..model.inference import NetworkInput, prepare_photo
 from ..model.preprocess import SizePolicy
 
@@ -66,17 +67,6 @@ def decode_photo(
     )
     colors = None
     if cloud_grid is not None:
-        colors = grid_colors(photo.rgb, cloud_grid(*photo.size))
+        colors = resample_colours(photo.rgb, cloud_grid(*photo.size))
         photo.rgb = None
     return DecodedPhoto(image, caption, photo, colors, time.perf_counter() - start)
-
-
-def grid_colors(rgb: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """The photo's colours on the point cloud's grid: box-averaged down, or (for clouds denser
-    than the decoded photo, rare with the 1 M-point default) bilinear up."""
-    from PIL import Image
-
-    if rgb.shape[:2] == tuple(grid):
-        return rgb
-    smaller = grid[0] <= rgb.shape[0] and grid[1] <= rgb.shape[1]
-    return np.asarray(Image.fromarray(rgb).resize(grid[::-1], Image.BOX if smaller else Image.BILINEAR))

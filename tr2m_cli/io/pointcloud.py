@@ -174,14 +174,19 @@ def make_point_cloud(
 
 def colours_on_grid(image: np.ndarray, depth_shape: tuple[int, int], options: PointCloudOptions) -> np.ndarray:
     """A photo's colours [H, W, 3] uint8 (any size with the depth map's aspect) at the sampling
-    grid of a depth map of `depth_shape`: box-averaged, as convert decodes them."""
-    grid = grid_shape(*depth_shape, cloud_stride(*depth_shape, options))
-    image = np.asarray(image)
-    if image.shape[:2] == grid:
-        return image
+    grid of a depth map of `depth_shape`, as convert colours its clouds."""
+    return resample_colours(np.asarray(image), grid_shape(*depth_shape, cloud_stride(*depth_shape, options)))
+
+
+def resample_colours(rgb: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Colours [H, W, 3] uint8 on a (rows, cols) grid: box-averaged down, or (for clouds denser
+    than the photo, rare with the 1 M-point default) bilinear up."""
     from PIL import Image
 
-    return np.asarray(Image.fromarray(image).resize(grid[::-1], Image.BOX))
+    if rgb.shape[:2] == tuple(grid):
+        return rgb
+    smaller = grid[0] <= rgb.shape[0] and grid[1] <= rgb.shape[1]
+    return np.asarray(Image.fromarray(rgb).resize(grid[::-1], Image.BOX if smaller else Image.BILINEAR))
 
 
 NORMAL_NEIGHBOURS = 16  # points in the plane fit of each normal (Open3D's KNN search)

@@ -163,9 +163,9 @@ def run_clip(
             scene_state = detector.state() if detector is not None else None
             colors = None
             if cloud_grid is not None:
-                from ..convert.decode import grid_colors  # a photo's cloud colours, the same way
+                from ..io.pointcloud import resample_colours  # a photo's cloud colours, the same way
 
-                colors = grid_colors(frame.rgb, cloud_grid(*frame.size))
+                colors = resample_colours(frame.rgb, cloud_grid(*frame.size))
             photo = predictor.prepare(frame.rgb)
             frame.rgb = None  # the network input holds what the model needs
             item = ClipFrame(frame, cut, keep(frame.index) if keep else True, colors, time.perf_counter() - start, scene_state)
