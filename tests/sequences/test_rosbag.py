@@ -68,6 +68,8 @@ def test_intrinsics_come_from_the_camera_info_beside_the_image_topic(bag):
     assert intrinsics.source == "camera_info" and "/camera/color/camera_info" in intrinsics.detail
     scaled = info.for_size(96, 128)  # images published at twice the calibrated size
     assert (scaled.fx, scaled.fy, scaled.cx, scaled.cy) == (100.0, 104.0, 63.5, 47.5)
+    with pytest.raises(InputError, match="64×48 image but each frame is 128×48, another aspect ratio"):
+        info.for_size(48, 128)  # stretched, not resized: refused as a camera file's would be
     assert describe(open_clip(path))["camera_info"]["fx"] == 50.0
 
 

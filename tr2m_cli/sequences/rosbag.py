@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..extras import require
-from ..io.intrinsics import Intrinsics
+from ..io.intrinsics import CameraEntry, Intrinsics, fit_camera
 from .frames import FrameReadError, RawFrame
 
 IMAGE_TYPES = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage": "compressed"}
@@ -167,15 +167,9 @@ class CameraInfo:
 
     def for_size(self, height: int, width: int) -> Intrinsics:
         """Intrinsics for frames of `height` × `width`, rescaled if the images were resized after
-        calibration (pixel centres at integer coordinates: c' = (c + ½)·s − ½)."""
-        sx, sy = (width / self.width, height / self.height) if self.width and self.height else (1.0, 1.0)
-        detail = f"{self.topic} ({self.matrix})"
-        if (sx, sy) != (1.0, 1.0):
-            detail += f", scaled from {self.width}×{self.height}"
-        return Intrinsics(
-            fx=self.fx * sx, fy=self.fy * sy, cx=(self.cx + 0.5) * sx - 0.5, cy=(self.cy + 0.5) * sy - 0.5,
-            width=width, height=height, source="camera_info", detail=detail,
-        )  # fmt: skip
+        calibration, refused if their aspect ratio differs — as a camera file's are (fit_camera)."""
+        entry = CameraEntry(self.fx, self.fy, self.cx, self.cy, self.width or None, self.height or None)
+        return fit_camera(entry, height, width, "camera_info", f"{self.topic} ({self.matrix})", "each frame")
 
     def to_json(self) -> dict[str, Any]:
         return {
