@@ -48,3 +48,8 @@ def test_a_video_file_is_read_and_damage_is_raised_after_the_frames_before_it(ti
 def test_a_caption_is_required(tiny_model):
     with pytest.raises(InputError, match="caption"):
         next(tiny_model.predict_video(FRAMES, ""))
+
+
+def test_frames_in_memory_are_checked_as_photos_are(tiny_model):
+    with pytest.raises(InputError, match="frame 1: image array of floats in \\[200, 200\\]: float photos must be in \\[0, 1\\]"):
+        list(tiny_model.predict_video([FRAMES[0], np.full(FRAMES[1].shape, 200.0, np.float32)], "A room."))

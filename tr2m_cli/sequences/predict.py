@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from ..errors import InputError
 from .frames import FrameSelection, Position, RawFrame, load_frames, select_frames
@@ -39,26 +38,22 @@ class FramePrediction:
 def frames_from_images(images: Iterable[Any], fps: float | None = None) -> Iterator[RawFrame]:
     """Frames given in memory (HxWx3 arrays, PIL images, [3, H, W] tensors, photo paths) as a
     clip: index = position, time = index / fps when `fps` is given."""
-    from ..model.preprocess import load_image_any
+    from ..model.inference import _as_rgb8
+    from ..model.preprocess import load_image_any, to_float_tensor
 
     for index, image in enumerate(images):
 
-        def load(image=image) -> np.ndarray:
-            loaded = load_image_any(image)
-            if isinstance(loaded, torch.Tensor):
-                tensor = loaded.detach().cpu()
-                if tensor.dtype != torch.uint8:
-                    tensor = (tensor.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-                loaded = tensor.permute(1, 2, 0).numpy()
-            array = np.asarray(loaded)
-            if array.dtype != np.uint8:
-                scale = 255.0 if array.dtype.kind == "f" else 255.0 / 65535.0
-                array = np.clip(array.astype(np.float64) * scale + 0.5, 0, 255).astype(np.uint8)
-            if array.ndim == 2:
-                array = np.repeat(array[:, :, None], 3, axis=2)
-            if array.ndim != 3 or array.shape[2] not in (3, 4):
-                raise InputError(f"frame {index}: expected an HxWx3 image, got shape {array.shape}")
-            return np.ascontiguousarray(array[:, :, :3])
+        def load(image=image, index=index) -> np.ndarray:
+            # As predict() takes photos: 8-bit as it is; 16-bit and float frames checked (floats
+            # must be in [0, 1]) and scaled by to_float_tensor, as prepare_photo keeps their colours.
+            try:
+                loaded = load_image_any(image)
+                rgb = _as_rgb8(loaded)
+                if rgb is None:
+                    rgb = (to_float_tensor(loaded) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+            except InputError as exc:
+                raise InputError(f"frame {index}: {exc}") from None
+            return np.ascontiguousarray(rgb)
 
         yield RawFrame(index, index / fps if fps else None, load)
 
