@@ -136,7 +136,7 @@ def prepare_photo(
         photo = _from_rgb8(pil_to_rgb(image), policy, keep_rgb)
         photo.exif_focal_35mm = exif_focal_35mm(image)
         return photo
-    rgb8 = _as_rgb8(image)
+    rgb8 = as_rgb8(image)
     if rgb8 is not None:
         return _from_rgb8(rgb8, policy, keep_rgb)
     # 16-bit and float photos keep their precision: the same box average, without rounding.
@@ -163,7 +163,7 @@ def _checked_size(height: int, width: int) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _as_rgb8(image) -> np.ndarray | None:
+def as_rgb8(image) -> np.ndarray | None:
     """8-bit photos as HxWx3 uint8 (grey repeated, alpha dropped); None for anything else."""
     if isinstance(image, torch.Tensor):
         if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:

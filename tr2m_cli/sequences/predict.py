@@ -38,7 +38,7 @@ class FramePrediction:
 def frames_from_images(images: Iterable[Any], fps: float | None = None) -> Iterator[RawFrame]:
     """Frames given in memory (HxWx3 arrays, PIL images, [3, H, W] tensors, photo paths) as a
     clip: index = position, time = index / fps when `fps` is given."""
-    from ..model.inference import _as_rgb8
+    from ..model.inference import as_rgb8
     from ..model.preprocess import load_image_any, to_float_tensor
 
     for index, image in enumerate(images):
@@ -48,7 +48,7 @@ def frames_from_images(images: Iterable[Any], fps: float | None = None) -> Itera
             # must be in [0, 1]) and scaled by to_float_tensor, as prepare_photo keeps their colours.
             try:
                 loaded = load_image_any(image)
-                rgb = _as_rgb8(loaded)
+                rgb = as_rgb8(loaded)
                 if rgb is None:
                     rgb = (to_float_tensor(loaded) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
             except InputError as exc:
