@@ -216,6 +216,7 @@ class ClipConverter:
         from ..model.inference import DepthPredictor
         from ..sequences.engine import ClipSmoother, run_clip
         from ..sequences.scenes import SceneCutDetector
+        from .worker import cloud_grid
 
         options, started = self.options, time.perf_counter()
         clip, caption, scenes = work.clip, work.caption, work.scenes
@@ -256,16 +257,12 @@ class ClipConverter:
             times=self.run.times, stage_timing=options.stage_timing,
         )  # fmt: skip
         wanted = (lambda i: i > resume_after) if stabilize else (lambda i: not done(i))
-        cloud_grid = None
-        if options.grid_outputs:  # clouds, meshes, renders: in the frame's colours
-            from ..io.pointcloud import cloud_stride, grid_shape
-
-            cloud_grid = lambda h, w: grid_shape(h, w, cloud_stride(h, w, options.cloud))  # noqa: E731
+        grid = cloud_grid(options)  # clouds, meshes, renders: in the frame's colours, as a photo's
         try:
             frames = clip_frames(source, options.clip.selection, wanted=wanted)
             results = run_clip(
                 predictor, frames, lambda index: caption_at(scenes, index, caption.text), name=clip.key,
-                detector=detector, keep=lambda i: not done(i), cloud_grid=cloud_grid,
+                detector=detector, keep=lambda i: not done(i), cloud_grid=grid,
             )  # fmt: skip
             for result in results:
                 self._handle(state, result, source, smoother)

@@ -80,16 +80,16 @@ def decode_job(job: PhotoJob, policy, grid, big_photo_slots, max_pixels) -> Deco
         return failure_record(image, f"{storage.describe(image.path)}: cannot decode ({type(exc).__name__}: {exc})", caption)
 
 
-def long_captions(tr2m, texts: Iterable[str]) -> tuple[int, dict[str, int]]:
-    """(the text encoder's token limit, {caption: its token count} for captions over it)."""
+def long_captions(tr2m, texts: Iterable[str]) -> dict[str, int]:
+    """{caption: its token count} for the captions over the text encoder's token limit."""
     from ..model.encoders import CLIP_CONTEXT_LENGTH
 
     distinct = list(dict.fromkeys(texts))
-    limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
     if not distinct:
-        return limit, {}
+        return {}
+    limit = getattr(tr2m.text_encoder, "max_length", CLIP_CONTEXT_LENGTH)
     counts = dict(zip(distinct, tr2m.text_encoder.token_counts(distinct)))
-    return limit, {text: n for text, n in counts.items() if n > limit}
+    return {text: n for text, n in counts.items() if n > limit}
 
 
 def decode_rows(batch: Any, *, options: ConvertOptions = ConvertOptions(), token_budget: int | None = None) -> dict[str, np.ndarray]:
@@ -226,7 +226,7 @@ class PhotoConverter:
         from ..model.inference import DepthRequest
 
         options = self.options
-        _, too_long = long_captions(self.model, [job.caption.text for job, _ in items])
+        too_long = long_captions(self.model, [job.caption.text for job, _ in items])
         writes: dict[futures.Future, int] = {}
         write_pool = futures.ThreadPoolExecutor(options.write_workers, thread_name_prefix="tr2m-write")
 
