@@ -324,15 +324,6 @@ def _as_is(item):
 # -- the model side ----------------------------------------------------------------------------
 
 
-def network_size_policy(model, protocol: EvalProtocol):
-    """The protocol's fixed input size, or the model's aspect-keeping policy."""
-    from ..model.preprocess import SizePolicy
-
-    if protocol.input_size is not None:
-        return SizePolicy.fixed(*protocol.input_size)
-    return model.size_policy
-
-
 def _output_size(item: dict) -> tuple[int, int]:
     """The prediction is resized to the ground truth, or to the benchmark window inside it."""
     window = item["window"]
@@ -396,8 +387,9 @@ def evaluate_dataset(
     # The inference core batches by network size, caches captions, halves batches on
     # out-of-memory, resizes to the ground truth and converts to metres; crops, ranges and the
     # flip-TTA choice are this protocol's.
-    policy = network_size_policy(model, protocol)
-    predictor = DepthPredictor(model, batch_size=batch_size, size=policy, domain=protocol.domain, flip_tta=flip_tta)
+    # The protocol's fixed input size, or the model's aspect-keeping policy.
+    predictor = DepthPredictor(model, batch_size=batch_size, size=protocol.input_size, domain=protocol.domain, flip_tta=flip_tta)
+    policy = predictor.policy
     started = time.perf_counter()
     modes = {module: module.training for module in model.modules()}
     model.eval()
