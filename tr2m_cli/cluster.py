@@ -169,8 +169,6 @@ def run_rows(
     except Tr2mError:
         raise
     except Exception as exc:
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
         cause = exc
         while getattr(cause, "cause", None) is not None or cause.__cause__ is not None:
             cause = getattr(cause, "cause", None) or cause.__cause__

@@ -25,16 +25,9 @@ import numpy as np
 
 from ..errors import InputError
 from .atomic import atomic_path
-from .depth_files import DEPTH_QUANTITY, DEPTH_UNIT
+from .depth_files import DEPTH_QUANTITY, DEPTH_UNIT, _as_depth
 
 EXR_CHANNEL = "Z"
-
-
-def _as_depth(depth: np.ndarray) -> np.ndarray:
-    depth = np.asarray(depth)
-    if depth.ndim != 2:
-        raise ValueError(f"depth map of shape {depth.shape}: expected [H, W]")
-    return np.ascontiguousarray(depth, dtype=np.float32)
 
 
 def _matrix(intrinsics: Any) -> np.ndarray | None:

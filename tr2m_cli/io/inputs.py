@@ -391,7 +391,8 @@ def find_inputs(
         ((PurePosixPath(Path(os.path.relpath(path, root)).as_posix()), path, input_root, kind) for path, input_root, kind in triples),
         key=lambda item: (item[0].as_posix(), str(item[1])),
     )
-    stems = _assign_output_stems([e[0] for e in entries], [e[3] == "frames" or e[1].is_dir() for e in entries])
+    folders = [e[3] == "frames" or (e[3] == "bag" and e[1].is_dir()) for e in entries]  # a ROS 2 bag is a folder
+    stems = _assign_output_stems([e[0] for e in entries], folders)
     stems = _keep_clip_folders_apart([(e[0], e[3]) for e in entries], stems)
     items = [
         InputImage(path=path, root=root, relative=relative, input_root=input_root, output_stem=stem, kind=kind)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm"})
 BAG_SUFFIXES = frozenset({".bag", ".db3", ".mcap"})
-CLIP_KINDS = ("video", "bag", "frames")
 EXTRA_OF = {"video": ("av", "video"), "bag": ("rosbags", "ros")}  # kind → (module, extra)
 
 

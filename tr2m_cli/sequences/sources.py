@@ -18,12 +18,9 @@ from typing import Any, Callable, Iterator, Protocol
 from ..errors import InputError
 from .folders import FrameFolderSource
 from .frames import Frame, FrameSelection, RawFrame, load_frames, select_frames
-from .kinds import BAG_SUFFIXES, VIDEO_SUFFIXES, is_ros2_bag_folder
+from .kinds import BAG_SUFFIXES, VIDEO_SUFFIXES, clip_kind_of_name, is_ros2_bag_folder
 from .rosbag import BagSource, CameraInfo
 from .video import VideoSource
-
-CLIP_SUFFIXES = VIDEO_SUFFIXES | BAG_SUFFIXES
-
 
 @dataclass(frozen=True)
 class ClipOptions:
@@ -49,14 +46,9 @@ class ClipSource(Protocol):
     def raw_frames(self) -> Iterator[RawFrame]: ...
 
 
-def is_clip_file_name(name: str) -> bool:
-    """A video or bag file by its name (hidden files are never inputs)."""
-    return not name.startswith(".") and Path(name).suffix.lower() in CLIP_SUFFIXES
-
-
 def is_clip_path(path: Path) -> bool:
     """A video or bag file, or a ROS 2 bag folder."""
-    return (path.is_file() and is_clip_file_name(path.name)) or is_ros2_bag_folder(path)
+    return (path.is_file() and clip_kind_of_name(path.name) is not None) or is_ros2_bag_folder(path)
 
 
 def open_clip(path: str | Path, options: ClipOptions = ClipOptions(), *, sequence_folder: bool = False) -> ClipSource:
