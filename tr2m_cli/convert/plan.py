@@ -112,17 +112,18 @@ def model_settings(model: IdentifiedModel, options: ConvertOptions) -> dict[str,
 
 
 def photo_settings(
-    model: IdentifiedModel, options: ConvertOptions, image: InputImage, caption: Caption | None, camera: dict[str, Any] | None = None
+    shared: dict[str, Any], image: InputImage, caption: Caption | None, camera: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Everything that makes this photo's outputs what they are (see jobs.fingerprint); `camera`:
-    the per-photo camera a file gives it (CameraResolver.describe)."""
+    """Everything that makes this photo's outputs what they are (see jobs.fingerprint): the run's
+    `shared` settings (model_settings, made once per run), its caption, `camera` (the per-photo
+    camera a file gives it: CameraResolver.describe) and the input file."""
     try:
         source = ({"bytes": image.listed[0], "mtime_ns": image.listed[1]} if image.listed is not None
                   else input_file_identity(image.path))  # fmt: skip
     except OSError:
         source = None
     return {
-        **model_settings(model, options),
+        **shared,
         "caption": caption.text if caption is not None else None,
         "camera": camera,
         "input_file": source,
@@ -315,11 +316,12 @@ def plan_conversion(
     if clip_captioning is not None:
         warnings += clip_captioning.errors
     complete = outputs_present(layout, listed=any(image.key in previous for image in images))
+    shared = model_settings(identified, options)  # the same for every photo and clip of the run
     todo: list[PhotoJob] = []
     no_caption: list[InputImage] = []
     for image, caption in zip(images, captions):
         camera = cameras.describe(image)
-        settings = photo_settings(identified, options, image, caption, camera)
+        settings = photo_settings(shared, image, caption, camera)
         made_by = {"fingerprint": fingerprint(settings), "settings": settings}
         record = previous.get(image.key)
         present = record is not None and complete(image)
@@ -336,7 +338,6 @@ def plan_conversion(
             todo.append(PhotoJob(image, caption, made_by, camera, plan.redone.get(image.key)))
     if shard_clips:
         plan.clip_totals = ClipTotals(clips=len(shard_clips))
-        shared = model_settings(identified, options)
         for clip, caption in zip(shard_clips, clip_captions):
             scenes = _scene_captions(clip, caption, clip_captioning, previous.get(clip.key))
             work = ClipConverter.prepare(shared, options, layout, clip, caption, scenes, cameras.describe(clip))
