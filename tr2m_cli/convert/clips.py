@@ -168,7 +168,7 @@ class ClipConverter:
 
     @staticmethod
     def prepare(
-        shared: dict[str, Any], options, layout, clip: InputImage, caption: Caption | None, scenes: list[SceneCaption], camera=None
+        shared: dict[str, Any], options, clip: InputImage, caption: Caption | None, scenes: list[SceneCaption], camera=None
     ) -> ClipWork:
         """A clip with its settings and fingerprints (`shared`: the run's model settings;
         `camera`: what a camera file says about the clip)."""

@@ -284,7 +284,6 @@ class _Run:
 
     def __init__(self, *, options, plan, summary, progress, signals, manifest, run_id) -> None:
         self.options: ConvertOptions = options
-        self.plan: ConvertPlan = plan
         self.layout = plan.layout
         self.cameras = plan.cameras  # clips resolve their cameras with it
         self.summary: ConvertSummary = summary

@@ -340,7 +340,7 @@ def plan_conversion(
         plan.clip_totals = ClipTotals(clips=len(shard_clips))
         for clip, caption in zip(shard_clips, clip_captions):
             scenes = _scene_captions(clip, caption, clip_captioning, previous.get(clip.key))
-            work = ClipConverter.prepare(shared, options, layout, clip, caption, scenes, cameras.describe(clip))
+            work = ClipConverter.prepare(shared, options, clip, caption, scenes, cameras.describe(clip))
             if ClipConverter.current(work, previous.get(clip.key), options, layout):
                 plan.clip_totals.current += 1
             else:
