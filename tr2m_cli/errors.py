@@ -34,3 +34,9 @@ class MissingExtraError(Tr2mError):
 
 class DisplayError(Tr2mError):
     """A window was asked for where there is no display to show it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a
+    one-line error quotes of a library's multi-line or empty message."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -22,7 +22,7 @@ import ctypes
 import importlib
 from types import ModuleType
 
-from .errors import MissingExtraError
+from .errors import MissingExtraError, first_line
 
 def require(module: str, extra: str, feature: str) -> ModuleType:
     """Import `module`, or raise MissingExtraError: "`feature` needs X: pip install 'tr2m[extra]'"."""
@@ -64,7 +64,7 @@ def import_open3d(feature: str = "this 3-D feature") -> ModuleType:
     try:
         return require("open3d", "3d", feature)
     except ImportError as exc:  # present but a system library is missing
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise MissingExtraError(
             f"{feature} needs open3d, which is installed but cannot be loaded ({first}): "
             f"pip install 'tr2m[3d]' (it brings libusb-package, the library open3d links against)"

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..extras import require
 from ..io.intrinsics import CameraEntry, Intrinsics, fit_camera
 from .frames import FrameReadError, RawFrame
@@ -39,10 +39,6 @@ IMAGE_TYPES = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 # image_transport's sub-topics: the camera's namespace is above them.
 TRANSPORT_SUFFIXES = ("compressed", "compressedDepth", "theora", "ffmpeg", "h264", "zstd")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 # -- pixels -----------------------------------------------------------------------------------
@@ -144,7 +140,7 @@ def compressed_image_to_rgb(msg: Any) -> np.ndarray:
             image.load()
             return pil_to_rgb(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"compressed image ({msg.format or 'unknown format'}) cannot be decoded ({_first_line(exc)})") from None
+        raise InputError(f"compressed image ({msg.format or 'unknown format'}) cannot be decoded ({first_line(exc)})") from None
 
 
 # -- intrinsics -------------------------------------------------------------------------------
@@ -279,7 +275,7 @@ class BagSource:
         except FileNotFoundError:
             raise InputError(f"{self.path}: no such file") from None
         except (AnyReaderError, OSError, ValueError, KeyError, AssertionError) as exc:
-            message = _first_line(exc)
+            message = first_line(exc)
             hint = "; a recording that was cut short: run `rosbag reindex` on it" if "index" in message.lower() else ""
             raise FrameReadError(f"{self.path}: not a readable ROS bag ({message}{hint})", 0) from None
         return contextlib.closing(reader)
@@ -342,7 +338,7 @@ class BagSource:
                     connection, logged_ns, rawdata = item
                     msg = reader.deserialize(rawdata, connection.msgtype)
                 except Exception as exc:  # noqa: BLE001 - rosbags raises many kinds on damaged data
-                    raise FrameReadError(f"{self.path}: frame {index} of {self.info.topic} cannot be read ({_first_line(exc)})", index) from None
+                    raise FrameReadError(f"{self.path}: frame {index} of {self.info.topic} cannot be read ({first_line(exc)})", index) from None
                 stamp = _stamp_ns(msg) or int(logged_ns)
                 first_ns = stamp if first_ns is None else first_ns
 

@@ -24,17 +24,13 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..extras import require
 from .frames import FrameReadError, RawFrame
 
 
 def import_av():
     return require("av", "video", "reading and writing video")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,7 @@ class VideoSource:
         except FileNotFoundError:
             raise InputError(f"{self.path}: no such file") from None
         except av.FFmpegError as exc:
-            raise FrameReadError(f"{self.path}: not a readable video ({_first_line(exc)}; a truncated or damaged file?)", 0) from None
+            raise FrameReadError(f"{self.path}: not a readable video ({first_line(exc)}; a truncated or damaged file?)", 0) from None
         if round(rotation / 90) % 2:
             height, width = width, height
         self.info = VideoInfo(fps, count or None, duration, (height, width), stream.codec_context.name, rotation)
@@ -115,7 +111,7 @@ class VideoSource:
         try:
             container = av.open(str(self.path))
         except av.FFmpegError as exc:
-            raise FrameReadError(f"{self.path}: not a readable video ({_first_line(exc)})", 0) from None
+            raise FrameReadError(f"{self.path}: not a readable video ({first_line(exc)})", 0) from None
         with container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame threads: decoding keeps up with the model
@@ -134,7 +130,7 @@ class VideoSource:
                         index += 1
             except av.FFmpegError as exc:
                 raise FrameReadError(
-                    f"{self.path}: frame {index} cannot be decoded ({_first_line(exc)}; a damaged or truncated file?)", index
+                    f"{self.path}: frame {index} cannot be decoded ({first_line(exc)}; a damaged or truncated file?)", index
                 ) from None
         self._check_complete(index, last_time)
 

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from ..errors import WeightsError
+from ..errors import WeightsError, first_line
 
 T = TypeVar("T")
 
@@ -76,7 +76,7 @@ def quiet_transformers() -> Iterator[None]:
 
 def load_failure(role: str, source: str, exc: BaseException, advice: str = DOWNLOAD_ADVICE) -> WeightsError:
     """The one-line error for a `source` (folder or hub id) that could not be loaded."""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = first_line(exc)
     if Path(source).is_dir():
         return WeightsError(f"{role} folder {source}: cannot be loaded: {first}")
     from huggingface_hub import constants
@@ -117,7 +117,7 @@ def fetch_snapshot(role: str, repo_id: str, *, progress: bool = True, patterns: 
     try:
         return snapshot_download(repo_id, allow_patterns=patterns or LOADABLE_FILE_PATTERNS, force_download=force)
     except Exception as exc:  # the hub raises many types; all mean "could not fetch"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise WeightsError(f"{role} '{repo_id}': download failed: {first}") from None
     finally:
         if not progress:
