@@ -313,19 +313,16 @@ def load_intrinsics_file(path: str | Path) -> dict[str, CameraEntry]:
     text = read_text_file(path, INTRINSICS_FILE_LIMIT, "intrinsics file", not_a_folder=not_a_folder)
     suffix, start = path.suffix.lower(), text.lstrip()[:1]
     records: list[tuple[str, Any, str]] = []
-    if suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _is_json_lines(text)):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append(_keyed_record(json.loads(line), f"{path} line {number}"))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
+    if suffix in (".jsonl", ".ndjson"):
+        records = _records_from_json_lines(text, path)
     elif suffix == ".json" or (suffix not in (".csv", ".tsv") and start in ("{", "[")):
         try:
-            data = json.loads(text)
+            records = _records_from_json(json.loads(text), path)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-        records = _records_from_json(data, path)
+            if suffix == ".json" and exc.msg == "Extra data" and start == "{":
+                records = _records_from_json_lines(text, path)  # JSON Lines saved under a .json name
+            else:
+                raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     else:
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
         reader.fieldnames = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
@@ -354,12 +351,15 @@ def load_intrinsics_file(path: str | Path) -> dict[str, CameraEntry]:
     return table
 
 
-def _is_json_lines(text: str) -> bool:
-    try:
-        json.loads(text)
-        return False
-    except json.JSONDecodeError as exc:
-        return exc.msg == "Extra data" and text.lstrip().startswith("{")
+def _records_from_json_lines(text: str, path: Path) -> list[tuple[str, Any, str]]:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(_keyed_record(json.loads(line), f"{path} line {number}"))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
+    return records
 
 
 def colmap_entries(folder: str | Path) -> dict[str, CameraEntry]:
