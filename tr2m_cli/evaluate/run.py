@@ -202,9 +202,10 @@ def resize_pixels(pixels: "torch.Tensor", size: tuple[int, int]) -> "torch.Tenso
     return F.interpolate(pixels[None], size=tuple(size), mode="bilinear", align_corners=False, antialias=True)[0]
 
 
-def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dict[str, Any]:
+def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0, *, pixels: bool = True) -> dict[str, Any]:
     """A DepthSample → the photo tensor the network resize starts from, the ground truth it is
-    compared with, and its caption."""
+    compared with, and its caption. `pixels=False`: no tensor ("pixels" is None), for a caller
+    that makes the network input from the 8-bit image (see `_pixels_are_the_photo`)."""
     import torch
 
     image, depth, valid = sample.image, sample.depth, sample.valid
@@ -229,21 +230,23 @@ def prepare_sample(sample, protocol: EvalProtocol, caption_line: int = 0) -> dic
             f"{sample.dataset} '{sample.key}': caption line {caption_line} asked for, the image has {len(sample.captions)}"
         )
     image = np.ascontiguousarray(image)
-    if not image.flags.writeable:  # PIL's arrays are read-only; torch wants to own a writable one
-        image = image.copy()
-    pixels = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
-    if protocol.image_resize is not None and protocol.image_resize_on == "tensor":
-        pixels = resize_pixels(pixels, protocol.image_resize)
-        image = pixels.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()  # for previews
-    if not protocol.normalize:
-        # The network's input normalisation is affine per channel and the resizes are linear, so
-        # handing it x·std + mean gives it exactly the raw [0, 1] photo (the authors' iBims input).
-        from ..model.config import IMAGENET_MEAN, IMAGENET_STD
+    tensor = None
+    if pixels:
+        if not image.flags.writeable:  # PIL's arrays are read-only; torch wants to own a writable one
+            image = image.copy()
+        tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
+        if protocol.image_resize is not None and protocol.image_resize_on == "tensor":
+            tensor = resize_pixels(tensor, protocol.image_resize)
+            image = tensor.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()  # for previews
+        if not protocol.normalize:
+            # The network's input normalisation is affine per channel and the resizes are linear, so
+            # handing it x·std + mean gives it exactly the raw [0, 1] photo (the authors' iBims input).
+            from ..model.config import IMAGENET_MEAN, IMAGENET_STD
 
-        pixels = pixels * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+            tensor = tensor * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     return {
         "key": sample.key,
-        "pixels": pixels,
+        "pixels": tensor,
         "depth": np.ascontiguousarray(depth),
         "valid": np.ascontiguousarray(valid),
         "caption": sample.captions[caption_line],
@@ -280,12 +283,14 @@ class _Prepared:
         from ..model.inference import prepare_photo
 
         try:
-            item = prepare_sample(self.dataset[index], self.protocol, self.caption_line)
             # The network input as every path makes it (normalise, then bilinear align_corners=True
             # to the protocol's size): the reference's input exactly. From the 8-bit photo when the
-            # pixels are just that photo, so a huge one is reduced as `predict` reduces it.
+            # pixels are just that photo (no tensor is made then), so a huge one is reduced as
+            # `predict` reduces it.
+            from_photo = _pixels_are_the_photo(self.protocol)
+            item = prepare_sample(self.dataset[index], self.protocol, self.caption_line, pixels=not from_photo)
             pixels = item.pop("pixels")
-            item["photo"] = prepare_photo(item["image"] if _pixels_are_the_photo(self.protocol) else pixels, self.policy)
+            item["photo"] = prepare_photo(item["image"] if from_photo else pixels, self.policy)
         except Exception as exc:  # noqa: BLE001 - any reader's failure is this sample's, reported
             return {"index": index, "key": _key_of(self.dataset, index), "error": _describe(exc)}
         item["index"] = index
