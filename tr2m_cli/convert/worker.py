@@ -49,15 +49,6 @@ from .writing import failure_record, write_photo
 DECODED_COLUMNS = ("pixels", "photo_size", "network_size", "colors", "exif_focal_mm", "decode_seconds", "decode_error")
 
 
-def size_policy(options: ConvertOptions, token_budget: int | None):
-    """The network size photos are decoded for: the options', else the model's token budget."""
-    from ..model.preprocess import SizePolicy
-
-    if options.size is not None:
-        return options.size
-    return SizePolicy(token_budget=token_budget) if token_budget else SizePolicy()
-
-
 def cloud_grid(options: ConvertOptions) -> Callable[[int, int], tuple[int, int]] | None:
     """The point-cloud grid of a (H, W) photo, when an output built on it (cloud, mesh, render)
     needs the photo's colours there; else None (no colours kept)."""
@@ -95,8 +86,12 @@ def long_captions(tr2m, texts: Iterable[str]) -> dict[str, int]:
 def decode_rows(batch: Any, *, options: ConvertOptions = ConvertOptions(), token_budget: int | None = None) -> dict[str, np.ndarray]:
     """The CPU stage: decode each row's photo into its network input (a float32 array) and add
     the DECODED_COLUMNS; an unreadable photo gets `decode_error` instead of raising."""
+    from ..model.preprocess import SizePolicy, as_size_policy
+
     rows = batch_rows(batch)
-    policy, grid = size_policy(options, token_budget), cloud_grid(options)
+    # The network size photos are decoded for: the options', else the model's token budget.
+    policy = as_size_policy(options.size, SizePolicy(token_budget=token_budget) if token_budget else SizePolicy())
+    grid = cloud_grid(options)
     slots = threading.BoundedSemaphore(2)
     for row in rows:
         decoded = decode_job(row_job(row), policy, grid, slots, options.max_pixels)
